@@ -1,0 +1,18 @@
+"""sb3-expo: EXPO (Expressive Policy Optimization) for stable-baselines3."""
+
+from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.transitions import Transitions
+from sb3_expo.expo import EXPO, ExpoPolicy, MlpPolicy, MultiInputPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EXPO",
+    "DemoReplayBuffer",
+    "DictDemoReplayBuffer",
+    "ExpoPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "Transitions",
+    "__version__",
+]

@@ -1,0 +1,156 @@
+"""DemoReplayBuffer: an SB3 replay buffer that mixes a fixed demonstration set into every sampled batch.
+
+Every batch of size B holds round(B * demo_ratio) demonstration transitions and B - that many online ones,
+each part drawn uniformly with replacement (RLPD's symmetric sampling; reference section 4.1). The
+demonstrations are kept beside the online data, never inserted into it, and are pickled with the buffer, so
+``save_replay_buffer`` / ``load_replay_buffer`` keep them. Works as ``replay_buffer_class`` for any SB3
+off-policy algorithm (SAC, TD3, TQC, CrossQ, EXPO).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sb3_expo.common.transitions import Transitions
+
+
+class _DemoMixin:
+    """Demonstration storage and mixed sampling, shared by the flat and the Dict buffer."""
+
+    observation_space: spaces.Space
+    action_space: spaces.Box
+
+    def _set_demonstrations(self, demonstrations: Transitions | None, demo_ratio: float | None) -> None:
+        if demo_ratio is None:
+            demo_ratio = 0.5 if demonstrations is not None else 0.0
+        if not 0.0 <= demo_ratio <= 1.0:
+            raise ValueError(
+                f"demo_ratio={demo_ratio} is outside [0, 1]: it is the fraction of each batch taken from demonstrations."
+            )
+        if demo_ratio > 0 and demonstrations is None:
+            raise ValueError(
+                f"demo_ratio={demo_ratio} asks for demonstrations in every batch but none were given: "
+                "pass demonstrations=Transitions(...) or set demo_ratio=0 for pure online training."
+            )
+        self.demo_ratio = float(demo_ratio)
+        self.n_demos = 0
+        if demonstrations is None:
+            return
+        demonstrations.validate(self.observation_space, self.action_space)
+        low, high = self.action_space.low, self.action_space.high
+        actions = demonstrations.actions.reshape(len(demonstrations), *self.action_space.shape)
+        self.n_demos = len(demonstrations)
+        self.demo_observations = _as_float(demonstrations.observations, self.observation_space)
+        self.demo_next_observations = _as_float(demonstrations.next_observations, self.observation_space)
+        self.demo_actions = (2.0 * (actions - low) / (high - low) - 1.0).reshape(self.n_demos, -1).astype(np.float32)
+        self.demo_rewards = demonstrations.rewards.astype(np.float32).reshape(-1, 1)
+        self.demo_dones = demonstrations.terminations.astype(np.float32).reshape(-1, 1)
+
+    def n_demo_samples(self, batch_size: int) -> int:
+        return round(batch_size * self.demo_ratio) if self.n_demos else 0
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> Any:
+        """A batch with exactly n_demo_samples(batch_size) demonstrations first, then online transitions."""
+        n_demo = self.n_demo_samples(batch_size)
+        parts = []
+        if n_demo:
+            parts.append(self.sample_demonstrations(n_demo, env))
+        if batch_size - n_demo:
+            if self.size() == 0:
+                raise RuntimeError("the replay buffer holds no online transitions yet: collect some before sampling.")
+            parts.append(super().sample(batch_size - n_demo, env))  # type: ignore[misc]
+        return parts[0] if len(parts) == 1 else _concat(parts)
+
+    def sample_demonstrations(self, batch_size: int, env: VecNormalize | None = None) -> Any:
+        """Demonstrations only (imitation pretraining), normalised like online data when VecNormalize is used."""
+        if not self.n_demos:
+            raise RuntimeError("this buffer holds no demonstrations.")
+        idx = np.random.randint(0, self.n_demos, size=batch_size)
+        data = (
+            self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
+            self.demo_actions[idx],
+            self._normalize_obs(_take(self.demo_next_observations, idx), env),  # type: ignore[attr-defined]
+            self.demo_dones[idx],
+            self._normalize_reward(self.demo_rewards[idx], env),  # type: ignore[attr-defined]
+        )
+        return self._samples_type(*(self._to_torch_obs(x) for x in data))
+
+    def _to_torch_obs(self, x: np.ndarray | dict[str, np.ndarray]) -> th.Tensor | dict[str, th.Tensor]:
+        if isinstance(x, dict):
+            return {k: self.to_torch(v) for k, v in x.items()}  # type: ignore[attr-defined]
+        return self.to_torch(x)  # type: ignore[attr-defined]
+
+
+class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
+    """ReplayBuffer whose every sample mixes in demonstrations by ``demo_ratio`` (0.5 when demonstrations are given)."""
+
+    _samples_type = ReplayBufferSamples
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        demonstrations: Transitions | None = None,
+        demo_ratio: float | None = None,
+    ):
+        super().__init__(
+            buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage, handle_timeout_termination
+        )
+        self._set_demonstrations(demonstrations, demo_ratio)
+
+
+class DictDemoReplayBuffer(_DemoMixin, DictReplayBuffer):
+    """DictReplayBuffer (for MultiInputPolicy) with the same demonstration mixing."""
+
+    _samples_type = DictReplayBufferSamples
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Box,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        demonstrations: Transitions | None = None,
+        demo_ratio: float | None = None,
+    ):
+        super().__init__(
+            buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage, handle_timeout_termination
+        )
+        self._set_demonstrations(demonstrations, demo_ratio)
+
+
+def _as_float(obs: np.ndarray | dict[str, np.ndarray], space: spaces.Space) -> np.ndarray | dict[str, np.ndarray]:
+    if isinstance(obs, dict):
+        return {k: np.asarray(obs[k], dtype=space[k].dtype).reshape(len(obs[k]), *space[k].shape) for k in space.keys()}
+    return np.asarray(obs, dtype=space.dtype).reshape(len(obs), *space.shape)
+
+
+def _take(x: np.ndarray | dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+    return {k: v[idx] for k, v in x.items()} if isinstance(x, dict) else x[idx]
+
+
+def _concat(parts: list[Any]) -> Any:
+    fields = []
+    for values in zip(*parts):
+        if values[0] is None:
+            fields.append(None)
+        elif isinstance(values[0], dict):
+            fields.append({k: th.cat([v[k] for v in values]) for k in values[0]})
+        else:
+            fields.append(th.cat(values))
+    return type(parts[0])(*fields)

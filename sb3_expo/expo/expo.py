@@ -1,0 +1,447 @@
+"""EXPO: Expressive Policy Optimization (Dong, Li, Sadigh, Finn, 2025) as an SB3 off-policy algorithm.
+
+This class holds the schedule: what is updated when (reference section 2). The networks and the on-the-fly
+action selection live in policies.py.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import configure_logger, update_learning_rate
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.transitions import Transitions
+from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy, OTFActions
+
+SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
+
+
+class EXPO(OffPolicyAlgorithm):
+    """
+    Expressive Policy Optimization: a diffusion base policy trained by imitation only, a small Gaussian edit
+    policy that moves base actions by at most ``edit_beta`` toward higher Q, and a critic ensemble; actions
+    (and TD targets) come from the best of N base samples plus K edited ones.
+    Paper: https://arxiv.org/abs/2507.07986. Defaults are the paper's Table 1 unless the README says otherwise.
+
+    :param policy: "MlpPolicy", "MultiInputPolicy" (Dict observations) or an ExpoPolicy subclass
+    :param env: the environment (continuous, bounded actions)
+    :param learning_rate: 3e-4 for every network; the base and edit policies follow a cosine decay on top
+    :param learning_starts: uniform-random steps before training (reference start_training = 5000)
+    :param gradient_steps: G, critic updates per ``train()`` call (UTD 20); base, edit and temperature take one
+    :param demonstrations: demonstration transitions mixed into every batch (None: pure online)
+    :param demo_ratio: fraction of each batch from demonstrations (0.5 with demonstrations, else 0)
+    :param edit_beta: largest edit per action dimension, in the [-1, 1] scale (beta)
+    :param n_base_samples: N base-policy samples per state
+    :param n_edit_samples: K of them edited (K <= N; K = 0 is the "no edits" ablation)
+    :param num_min_qs: size of the random target-critic subset whose min selects and bootstraps
+    :param otf_backup: bootstrap with the on-the-fly action; False uses one base sample (ablation)
+    :param ema_tau: EMA rate of the acting copy of the base policy (0.001)
+    :param lr_decay_steps: cosine decay horizon of the base/edit learning rate in optimizer steps (0: constant)
+    :param ent_coef: "auto" (learned, start 1.0), "auto_<init>", or a fixed float
+    :param target_entropy: "auto" is -d/2 (reference), or a float
+    :param adjust_target_entropy: use -d/2 + d*log(beta) instead (reference option, off by default)
+    :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
+    :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "MultiInputPolicy": MultiInputPolicy}
+    policy: ExpoPolicy
+
+    def __init__(
+        self,
+        policy: str | type[ExpoPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 5000,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 20,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        demonstrations: Transitions | None = None,
+        demo_ratio: float | None = None,
+        edit_beta: float = 0.05,
+        n_base_samples: int = 8,
+        n_edit_samples: int = 8,
+        num_min_qs: int = 2,
+        otf_backup: bool = True,
+        ema_tau: float = 0.001,
+        lr_decay_steps: int = 3_000_000,
+        ent_coef: str | float = "auto",
+        target_entropy: str | float = "auto",
+        adjust_target_entropy: bool = False,
+        max_log_ent_coef: float = 20.0,
+        clip_edited_actions: bool = False,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        if _init_setup_model and hasattr(env, "action_space"):
+            _check_action_space(env.action_space)  # before SB3's own, terser assertions
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            support_multi_env=True,
+        )
+        self.demonstrations = demonstrations
+        self.demo_ratio = (0.5 if demonstrations is not None else 0.0) if demo_ratio is None else float(demo_ratio)
+        self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
+        self.num_min_qs, self.otf_backup, self.ema_tau, self.lr_decay_steps = num_min_qs, otf_backup, ema_tau, lr_decay_steps
+        self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
+        self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
+        self.log_ent_coef: th.Tensor | None = None
+        self.ent_coef_optimizer: th.optim.Adam | None = None
+        self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
+        self._n_edit_updates = 0
+        self._acted, self._acted_edited = 0, 0
+        if _init_setup_model:
+            self._check_arguments()
+            self._setup_model()
+
+    def _check_arguments(self) -> None:
+        """Every mistake we can see before training, with its fix."""
+        _check_action_space(self.action_space)
+        obs_spaces = (
+            self.observation_space.spaces.values()
+            if isinstance(self.observation_space, spaces.Dict)
+            else [self.observation_space]
+        )
+        if any(is_image_space(s) for s in obs_spaces):
+            raise ValueError("EXPO's policies take vector observations; image observations are not supported.")
+        if not 1 <= self.n_base_samples:
+            raise ValueError(f"n_base_samples={self.n_base_samples}: draw at least one base action per state.")
+        if not 0 <= self.n_edit_samples <= self.n_base_samples:
+            raise ValueError(
+                f"n_edit_samples={self.n_edit_samples} must lie in [0, n_base_samples={self.n_base_samples}]: "
+                "the edit policy edits K of the N base samples. Raise n_base_samples or lower n_edit_samples."
+            )
+        if self.edit_beta <= 0:
+            raise ValueError(f"edit_beta={self.edit_beta} must be > 0; use n_edit_samples=0 to turn edits off.")
+        n_critics = self.policy_kwargs.get("n_critics", 10)
+        if not 1 <= self.num_min_qs <= n_critics:
+            raise ValueError(f"num_min_qs={self.num_min_qs} must lie in [1, n_critics={n_critics}].")
+        if not 0.0 <= self.demo_ratio <= 1.0:
+            raise ValueError(
+                f"demo_ratio={self.demo_ratio} is outside [0, 1]: it is the fraction of each batch taken from demonstrations."
+            )
+        if self.demo_ratio > 0 and self.demonstrations is None:
+            raise ValueError(
+                f"demo_ratio={self.demo_ratio} asks for demonstrations in every batch but none were given: "
+                "pass demonstrations=... or set demo_ratio=0 for pure online training."
+            )
+
+    def _setup_model(self) -> None:
+        if self.replay_buffer_class is None:
+            self.replay_buffer_class = (
+                DictDemoReplayBuffer if isinstance(self.observation_space, spaces.Dict) else DemoReplayBuffer
+            )
+        # A model loaded without its demonstrations can act; training it needs them back (see _setup_learn).
+        self._demos_missing = self.demonstrations is None and self.demo_ratio > 0
+        if self.replay_buffer is None and issubclass(self.replay_buffer_class, (DemoReplayBuffer, DictDemoReplayBuffer)):
+            # Built here, not by SB3, so the demonstrations never enter replay_buffer_kwargs (saved with the model).
+            self.replay_buffer = self.replay_buffer_class(
+                self.buffer_size,
+                self.observation_space,
+                self.action_space,  # type: ignore[arg-type]
+                device=self.device,
+                n_envs=self.n_envs,
+                optimize_memory_usage=self.optimize_memory_usage,
+                demonstrations=self.demonstrations,
+                demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
+                **self.replay_buffer_kwargs,
+            )
+        self.policy_kwargs.update(
+            edit_beta=self.edit_beta,
+            n_base_samples=self.n_base_samples,
+            n_edit_samples=self.n_edit_samples,
+            num_min_qs=self.num_min_qs,
+        )
+        super()._setup_model()
+        self._create_aliases()
+
+        action_dim = int(np.prod(self.action_space.shape))  # type: ignore[arg-type]
+        if self.target_entropy == "auto":
+            self.target_entropy = -action_dim / 2 + (
+                action_dim * math.log(self.edit_beta) if self.adjust_target_entropy else 0.0
+            )
+        self.target_entropy = float(self.target_entropy)
+        if isinstance(self.ent_coef, str) and self.ent_coef.startswith("auto"):
+            init = float(self.ent_coef.split("_")[1]) if "_" in self.ent_coef else 1.0
+            self.log_ent_coef = th.full((1,), math.log(init), device=self.device).requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+        else:
+            self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
+
+    def _create_aliases(self) -> None:
+        self.base, self.base_ema, self.edit = self.policy.base, self.policy.base_ema, self.policy.edit
+        self.critic, self.critic_target = self.policy.critic, self.policy.critic_target
+        self._critic_params, self._critic_target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
+        self._base_params, self._base_ema_params = list(self.base.parameters()), list(self.base_ema.parameters())
+
+    # ------------------------------------------------------------------ acting
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The env gets clip(a); the buffer keeps the unclipped edited action a (reference section 9)."""
+        if self.num_timesteps < learning_starts:
+            buffer_action = self.policy.scale_action(np.array([self.action_space.sample() for _ in range(n_envs)]))
+        else:
+            obs, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
+            with th.no_grad():
+                chosen = self.policy.sample_actions(obs)
+            buffer_action = chosen.actions.cpu().numpy()
+            self._acted += len(buffer_action)
+            self._acted_edited += int(chosen.edited.sum())
+        if action_noise is not None:
+            buffer_action = buffer_action + action_noise()
+        if self.clip_edited_actions:
+            buffer_action = np.clip(buffer_action, -1.0, 1.0)
+        return self.policy.unscale_action(np.clip(buffer_action, -1.0, 1.0)), buffer_action
+
+    # ------------------------------------------------------------------ training
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        """G critic updates on G minibatches, then one base, one edit and one temperature update on the last."""
+        self.policy.set_training_mode(False)  # sampling never uses dropout; the edit step switches it on
+        lr = self.lr_schedule(self._current_progress_remaining)
+        for optimizer in (self.critic.optimizer, self.ent_coef_optimizer):
+            if optimizer is not None:
+                update_learning_rate(optimizer, lr)
+
+        critic_stats = []
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            critic_stats.append(self._critic_step(data))
+        base_loss = self._base_step(data, lr)
+        edit_stats = self._edit_step(data, lr) if self.n_edit_samples > 0 else None
+        self._n_updates += gradient_steps
+
+        # One host synchronisation per train() call, for logging.
+        critic_loss, q_values, target_q, backup_edited = th.stack([th.stack(s) for s in critic_stats]).mean(0).tolist()
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/learning_rate", lr)
+        self.logger.record("train/critic_loss", critic_loss)
+        self.logger.record("train/q_values", q_values)
+        self.logger.record("train/target_q_values", target_q)
+        self.logger.record("train/backup_edited_fraction", backup_edited)
+        self.logger.record("train/base_loss", base_loss.item())
+        self.logger.record("train/base_learning_rate", self.base.optimizer.param_groups[0]["lr"])
+        if edit_stats is not None:
+            for key, value in zip(("edit_loss", "edit_q_values", "entropy", "ent_coef", "ent_coef_loss"), edit_stats):
+                if value is not None:
+                    self.logger.record(f"train/{key}", value.item())
+        if self._acted:
+            self.logger.record("rollout/edited_fraction", self._acted_edited / self._acted)
+            self._acted, self._acted_edited = 0, 0
+
+    def _critic_step(self, data: ReplayBufferSamples) -> tuple[th.Tensor, ...]:
+        with th.no_grad():
+            features = self.policy.features(data.observations)
+            next_features = self.policy.features(data.next_observations)
+            next_actions = self._backup_actions(next_features)
+            next_q = self.critic_target.subset_min(next_features, next_actions.actions, self.num_min_qs)
+            discounts = data.discounts if data.discounts is not None else self.gamma
+            target_q = (data.rewards + (1 - data.dones) * discounts * next_q.unsqueeze(-1)).squeeze(-1)
+        q_values = self.critic(features, data.actions)  # [E, B]: all members regress onto the same target
+        loss = F.mse_loss(q_values, target_q.expand_as(q_values))
+        self.critic.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic.optimizer.step()
+        th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
+        return loss.detach(), q_values.detach().mean(), target_q.mean(), next_actions.edited.float().mean()
+
+    def _backup_actions(self, next_features: th.Tensor) -> OTFActions:
+        """The TD backup's next action: OTF with the online (not EMA) base policy, or one base sample (ablation)."""
+        if self.otf_backup:
+            return self.policy.otf_actions(next_features, self.base)
+        actions = self.base.sample(next_features)
+        return OTFActions(actions, th.zeros(len(actions), dtype=th.bool, device=actions.device))
+
+    def _cosine(self, step: int) -> float:
+        """The reference's cosine decay to 0 over lr_decay_steps optimizer steps (1.0 when disabled)."""
+        if not self.lr_decay_steps:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.lr_decay_steps) / self.lr_decay_steps))
+
+    def _base_step(self, data: ReplayBufferSamples, lr: float) -> th.Tensor:
+        """One imitation step of the diffusion policy on (s, a) from the batch, then the EMA update."""
+        update_learning_rate(self.base.optimizer, lr * self._cosine(self._n_base_updates))
+        with th.no_grad():
+            features = self.policy.features(data.observations)
+        loss = self.base.loss(features, data.actions)
+        self.base.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.base.optimizer.step()
+        self._n_base_updates += 1
+        th._foreach_lerp_(self._base_ema_params, self._base_params, self.ema_tau)
+        return loss.detach()
+
+    def _edit_step(self, data: ReplayBufferSamples, lr: float) -> tuple[th.Tensor | None, ...]:
+        """Edit policy on buffer actions against the mean of all online critics, then the temperature."""
+        update_learning_rate(self.edit.optimizer, lr * self._cosine(self._n_edit_updates))
+        with th.no_grad():
+            features = self.policy.features(data.observations)
+        alpha = self.log_ent_coef.detach().exp() if self.log_ent_coef is not None else self.ent_coef_tensor
+        self.edit.train(True)
+        edited, log_prob = self.edit(features, data.actions)
+        self.edit.train(False)
+        self.critic.requires_grad_(False)
+        q_edit = self.critic(features, edited).mean(dim=0)
+        self.critic.requires_grad_(True)
+        loss = (alpha * log_prob - q_edit).mean()
+        self.edit.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.edit.optimizer.step()
+        self._n_edit_updates += 1
+
+        entropy = -log_prob.detach().mean()
+        ent_coef_loss = self._temperature_step(entropy) if self.log_ent_coef is not None else None
+        return loss.detach(), q_edit.detach().mean(), entropy, alpha.reshape(()), ent_coef_loss
+
+    def _temperature_step(self, entropy: th.Tensor) -> th.Tensor:
+        """jaxrl-form temperature update, d loss / d log(alpha) = alpha * (H - target), with |log alpha| bounded.
+
+        With beta < 0.3 the reference target entropy -d/2 is unattainable, so alpha rises for the whole run;
+        the bound (decision 10.3) keeps it finite by design instead of by an optimizer overflow.
+        """
+        assert self.log_ent_coef is not None and self.ent_coef_optimizer is not None
+        loss = (self.log_ent_coef.exp() * (entropy - self.target_entropy)).sum()
+        self.ent_coef_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.ent_coef_optimizer.step()
+        with th.no_grad():
+            self.log_ent_coef.clamp_(-self.max_log_ent_coef, self.max_log_ent_coef)
+        return loss.detach()
+
+    # ------------------------------------------------------------------ pretraining
+    def pretrain(
+        self: SelfEXPO, n_steps: int, batch_size: int | None = None, log_interval: int = 1000, progress_bar: bool = False
+    ) -> SelfEXPO:
+        """Imitation-only pretraining of the base policy on the demonstrations (reference 4.6).
+
+        Critic, edit policy and temperature are left untouched; the base optimizer's step count carries on
+        into learn(), so the cosine learning-rate schedule continues where pretraining stopped.
+        """
+        buffer = self.replay_buffer
+        if not getattr(buffer, "n_demos", 0):
+            raise ValueError(
+                "pretrain() trains the base policy on demonstrations, but this model has none: pass demonstrations=... ."
+            )
+        if not hasattr(self, "_logger"):
+            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "EXPO_pretrain"))
+        batch_size = batch_size or self.batch_size
+        lr = self.lr_schedule(1.0)
+        losses = []
+        for step in tqdm(range(1, n_steps + 1), disable=not progress_bar, desc="pretrain"):
+            data = buffer.sample_demonstrations(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            losses.append(self._base_step(data, lr))
+            if step % log_interval == 0 or step == n_steps:
+                self.logger.record("pretrain/base_loss", th.stack(losses).mean().item())
+                self.logger.record("pretrain/base_learning_rate", self.base.optimizer.param_groups[0]["lr"])
+                self.logger.dump(step=self._n_base_updates)
+                losses = []
+        return self
+
+    # ------------------------------------------------------------------ SB3 plumbing
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        if self._demos_missing:
+            raise ValueError(
+                f"this model trains with demo_ratio={self.demo_ratio} but was loaded without its demonstrations: "
+                "pass them again (EXPO.load(path, env, demonstrations=...)) or call model.load_replay_buffer(path)."
+            )
+        return super()._setup_learn(*args, **kwargs)
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        super().load_replay_buffer(path, truncate_last_traj)
+        self._demos_missing = self.demo_ratio > 0 and not getattr(self.replay_buffer, "n_demos", 0)
+
+    def learn(
+        self: SelfEXPO,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "EXPO",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfEXPO:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        # Demonstrations travel with the replay buffer (save_replay_buffer), not inside the model zip.
+        return [
+            *super()._excluded_save_params(),
+            "base",
+            "base_ema",
+            "edit",
+            "critic",
+            "critic_target",
+            "demonstrations",
+            "_critic_params",
+            "_critic_target_params",
+            "_base_params",
+            "_base_ema_params",
+            "_demos_missing",
+        ]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts = ["policy", "base.optimizer", "edit.optimizer", "critic.optimizer"]
+        if self.ent_coef_optimizer is not None:
+            return [*state_dicts, "ent_coef_optimizer"], ["log_ent_coef"]
+        return state_dicts, ["ent_coef_tensor"]
+
+
+def _check_action_space(space: spaces.Space) -> None:
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"EXPO needs a continuous (Box) action space, got {space}. For discrete actions use DQN or QR-DQN.")
+    if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+        raise ValueError(
+            f"EXPO needs a bounded action space, got {space}: wrap the env in gymnasium.wrappers.ClipAction "
+            "and RescaleAction(env, -1, 1) to give the actions finite bounds."
+        )

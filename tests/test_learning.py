@@ -1,0 +1,17 @@
+"""EXPO learns from a handful of demonstrations where SAC, with the same budget and no demonstrations, does not."""
+
+from stable_baselines3 import SAC
+
+from sb3_expo import EXPO
+from sb3_expo.demo import CPU_CONFIG, ENV_ID, SAC_CONFIG, demonstrations, success_rate
+
+BUDGET = 3000  # environment steps; MountainCarContinuous episodes last up to 999 steps
+
+
+def test_expo_with_five_demos_solves_mountain_car_where_sac_without_does_not():
+    demos = demonstrations(5)
+    assert demos.success_rate == 1.0  # the scripted expert really succeeds
+    expo = EXPO("MlpPolicy", ENV_ID, demonstrations=demos, seed=0, **CPU_CONFIG).learn(BUDGET)
+    sac = SAC("MlpPolicy", ENV_ID, seed=0, **SAC_CONFIG).learn(BUDGET)
+    assert success_rate(expo, n_episodes=10) >= 0.8  # stochastic evaluation, as in the paper
+    assert success_rate(sac, n_episodes=10) <= 0.2
