@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sb3-expo-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean postgres
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m sb3_expo.demo
 
-test: $(STAMP)
+test: $(STAMP) postgres
 	$(PY) -m pytest -q -ra
+
+# The shared-storage tuning test starts its own PostgreSQL server on 127.0.0.1 (skips, saying why, without one).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+		|| echo "PostgreSQL could not be installed: its test will skip"; }
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -175,7 +175,7 @@ def test_tensorboard_scalars(tmp_path, pendulum_demos):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     model = make(demonstrations=pendulum_demos, tensorboard_log=str(tmp_path), learning_starts=10)
-    model.learn(110, log_interval=1)  # Pendulum episodes: 200 steps; log at each train via log_interval? -> dump below
+    model.learn(110)  # no episode ends in 110 Pendulum steps: dump the last train() call's values by hand
     model.logger.dump(model.num_timesteps)
     acc = EventAccumulator(glob.glob(str(tmp_path / "EXPO_1"))[0])
     acc.Reload()
@@ -270,3 +270,13 @@ def test_nan_in_a_later_episode_is_located():
     demos.rewards[23] = np.inf
     with pytest.raises(ValueError, match=r"rewards at episode 2 step 3 of bad\.npz"):
         make(demonstrations=demos)
+
+
+@pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_and_acts_on_cuda(pendulum_demos):
+    model = make(demonstrations=pendulum_demos, device="cuda")
+    model.learn(30)
+    assert next(model.policy.parameters()).device.type == "cuda"
+    assert model.replay_buffer.sample(8).actions.device.type == "cuda"
+    action, _ = model.predict(np.zeros(3, np.float32))
+    assert action.shape == (1,)

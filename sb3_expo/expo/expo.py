@@ -7,6 +7,7 @@ action selection live in policies.py.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.transitions import Transitions
+from sb3_expo.datasets import load_demonstrations
 from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy, OTFActions
 
 SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
@@ -41,7 +43,8 @@ class EXPO(OffPolicyAlgorithm):
     :param learning_rate: 3e-4 for every network; the base and edit policies follow a cosine decay on top
     :param learning_starts: uniform-random steps before training (reference start_training = 5000)
     :param gradient_steps: G, critic updates per ``train()`` call (UTD 20); base, edit and temperature take one
-    :param demonstrations: demonstration transitions mixed into every batch (None: pure online)
+    :param demonstrations: demonstrations mixed into every batch: Transitions, or a source string for
+        ``sb3_expo.datasets.load_demonstrations`` (e.g. "scripted:Pendulum-v1?episodes=5"); None: pure online
     :param demo_ratio: fraction of each batch from demonstrations (0.5 with demonstrations, else 0)
     :param edit_beta: largest edit per action dimension, in the [-1, 1] scale (beta)
     :param n_base_samples: N base-policy samples per state
@@ -76,7 +79,7 @@ class EXPO(OffPolicyAlgorithm):
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
-        demonstrations: Transitions | None = None,
+        demonstrations: Transitions | str | None = None,
         demo_ratio: float | None = None,
         edit_beta: float = 0.05,
         n_base_samples: int = 8,
@@ -98,6 +101,8 @@ class EXPO(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
+        if str(device).startswith("cuda") and not th.cuda.is_available():  # SB3 would fall back silently
+            warnings.warn(f"device={device!r} was asked for but CUDA is not available: EXPO runs on the CPU.", stacklevel=2)
         if _init_setup_model and hasattr(env, "action_space"):
             _check_action_space(env.action_space)  # before SB3's own, terser assertions
         super().__init__(
@@ -180,6 +185,7 @@ class EXPO(OffPolicyAlgorithm):
         self._demos_missing = self.demonstrations is None and self.demo_ratio > 0
         if self.replay_buffer is None and issubclass(self.replay_buffer_class, (DemoReplayBuffer, DictDemoReplayBuffer)):
             # Built here, not by SB3, so the demonstrations never enter replay_buffer_kwargs (saved with the model).
+            demos = self.demonstrations
             self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size,
                 self.observation_space,
@@ -187,7 +193,7 @@ class EXPO(OffPolicyAlgorithm):
                 device=self.device,
                 n_envs=self.n_envs,
                 optimize_memory_usage=self.optimize_memory_usage,
-                demonstrations=self.demonstrations,
+                demonstrations=None if demos is None else load_demonstrations(demos),
                 demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
                 **self.replay_buffer_kwargs,
             )
@@ -414,21 +420,10 @@ class EXPO(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        # Demonstrations travel with the replay buffer (save_replay_buffer), not inside the model zip.
-        return [
-            *super()._excluded_save_params(),
-            "base",
-            "base_ema",
-            "edit",
-            "critic",
-            "critic_target",
-            "demonstrations",
-            "_critic_params",
-            "_critic_target_params",
-            "_base_params",
-            "_base_ema_params",
-            "_demos_missing",
-        ]
+        excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
+        excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_demos_missing"]
+        # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
+        return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "base.optimizer", "edit.optimizer", "critic.optimizer"]

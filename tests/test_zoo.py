@@ -1,0 +1,381 @@
+"""rl-zoo3 and optuna, end to end, as a user types it: subprocesses with tiny budgets on Pendulum-v1."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from sb3_expo import EXPO
+from sb3_expo.datasets import load_demonstrations
+from sb3_expo.zoo import default_config
+
+BIN = Path(sys.executable).parent
+TINY = ["-params", "learning_starts:50", "gradient_steps:1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run(args, cwd, env=None, check=True, timeout=600):
+    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def zoo(*args, cwd, **kwargs):
+    return run([BIN / "rl_zoo3", *map(str, args)], cwd, **kwargs)
+
+
+def test_train_enjoy_continue_and_record_video(tmp_path):
+    zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        120,
+        "-f",
+        "logs",
+        "--seed",
+        0,
+        "--save-replay-buffer",
+        *TINY,
+        cwd=tmp_path,
+    )
+    run_dir = tmp_path / "logs/expo/Pendulum-v1_1"
+    assert (run_dir / "Pendulum-v1.zip").exists() and (run_dir / "replay_buffer.pkl").exists()
+    config = yaml.unsafe_load((run_dir / "Pendulum-v1/config.yml").read_text())
+    assert dict(config)["demonstrations"] == "scripted:Pendulum-v1?episodes=5"  # the shipped expo.yml entry
+
+    enjoy = zoo(
+        "enjoy", "--algo", "expo", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 50, "--no-render", cwd=tmp_path
+    )
+    assert "Loading" in enjoy.stdout
+
+    cont = zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        60,
+        "-f",
+        "logs",
+        "--seed",
+        1,
+        "-i",
+        run_dir / "Pendulum-v1.zip",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert "Loading replay buffer" in cont.stdout
+    continued = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_2/Pendulum-v1.zip")
+    first = EXPO.load(run_dir / "Pendulum-v1.zip")
+    # training went on from the saved networks and schedule (the zoo itself restarts num_timesteps at 0)
+    assert continued._n_base_updates == first._n_base_updates + 60 - 50
+
+    run(
+        [
+            BIN / "python",
+            "-m",
+            "rl_zoo3.record_video",
+            "--algo",
+            "expo",
+            "--env",
+            "Pendulum-v1",
+            "-f",
+            "logs",
+            "--exp-id",
+            2,
+            "-n",
+            30,
+        ],
+        tmp_path,
+    )
+    assert glob.glob(str(tmp_path / "logs/expo/Pendulum-v1_2/videos/*.mp4"))
+
+
+def test_expo_zoo_command_works_without_the_startup_hook(tmp_path):
+    no_hook = {**ENV, "SB3_EXPO_ZOO_HOOK": "0"}
+    refused = zoo("train", "--algo", "expo", "--env", "Pendulum-v1", cwd=tmp_path, env=no_hook, check=False)
+    assert refused.returncode != 0 and "invalid choice: 'expo'" in refused.stderr  # the hook is what registers it
+    run(
+        [BIN / "expo-zoo", "train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 60, "-f", "logs", *TINY],
+        tmp_path,
+        env=no_hook,
+    )
+    run(
+        [BIN / "python", "-m", "rl_zoo3.train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 60, "-f", "logs", *TINY],
+        tmp_path,
+    )
+    assert len(glob.glob(str(tmp_path / "logs/expo/Pendulum-v1_*/Pendulum-v1.zip"))) == 2
+
+
+def test_local_hyperparams_file_wins_and_conf_wins_over_it(tmp_path, monkeypatch):
+    (tmp_path / "hyperparams").mkdir()
+    local = yaml.safe_load(Path(default_config()).read_text())
+    local["Pendulum-v1"]["learning_starts"] = 77
+    (tmp_path / "hyperparams/expo.yml").write_text(yaml.safe_dump(local))
+    monkeypatch.chdir(tmp_path)
+    assert Path(default_config()).resolve() == (tmp_path / "hyperparams/expo.yml").resolve()
+    zoo("train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 80, "-f", "logs", "-params", "gradient_steps:1", cwd=tmp_path)
+    saved = dict(yaml.unsafe_load((tmp_path / "logs/expo/Pendulum-v1_1/Pendulum-v1/config.yml").read_text()))
+    assert saved["learning_starts"] == 77
+
+    local["Pendulum-v1"]["learning_starts"] = 55
+    (tmp_path / "other.yml").write_text(yaml.safe_dump(local))
+    zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        80,
+        "-f",
+        "logs",
+        "-conf",
+        "other.yml",
+        "-params",
+        "gradient_steps:1",
+        cwd=tmp_path,
+    )
+    saved = dict(yaml.unsafe_load((tmp_path / "logs/expo/Pendulum-v1_2/Pendulum-v1/config.yml").read_text()))
+    assert saved["learning_starts"] == 55
+
+
+def test_optimize_tunes_edit_beta_and_writes_a_report(tmp_path):
+    out = zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        100,
+        "-f",
+        "logs",
+        "-optimize",
+        "--n-trials",
+        2,
+        "--n-jobs",
+        1,
+        "--n-evaluations",
+        2,
+        "--eval-episodes",
+        1,
+        "--sampler",
+        "random",
+        "--pruner",
+        "median",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert "Number of finished trials:  2" in out.stdout
+    report = pd.read_csv(glob.glob(str(tmp_path / "logs/expo/report_Pendulum-v1_2-trials-*.csv"))[0])
+    assert len(report) == 2 and set(report["params_edit_beta"]) <= {0.05, 0.1, 0.3, 0.7}
+
+
+def _tune(tmp_path, storage, study, env, trials=2):
+    return subprocess.Popen(
+        [
+            BIN / "rl_zoo3",
+            "train",
+            "--algo",
+            "expo",
+            "--env",
+            "Pendulum-v1",
+            "-n",
+            "100",
+            "-f",
+            "logs",
+            "-optimize",
+            "--n-trials",
+            str(trials),
+            "--n-jobs",
+            "1",
+            "--n-evaluations",
+            "1",
+            "--eval-episodes",
+            "1",
+            "--sampler",
+            "random",
+            "--pruner",
+            "none",
+            "--storage",
+            storage,
+            "--study-name",
+            study,
+            *TINY,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_workers_share_one_journal_file_study_and_a_trial_can_be_replayed(tmp_path):
+    storage = str(tmp_path / "study.log")
+    workers = [_tune(tmp_path, storage, "expo-journal", ENV) for _ in range(2)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    study = optuna.load_study(
+        study_name="expo-journal", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
+    )
+    assert len(study.trials) == 4 and all("edit_beta" in t.params for t in study.trials)
+    zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        60,
+        "-f",
+        "replay",
+        "--storage",
+        storage,
+        "--study-name",
+        "expo-journal",
+        "--trial-id",
+        1,
+        "-params",
+        "learning_starts:50",
+        cwd=tmp_path,
+    )
+    saved = dict(yaml.unsafe_load((tmp_path / "replay/expo/Pendulum-v1_1/Pendulum-v1/config.yml").read_text()))
+    assert saved["edit_beta"] == study.trials[1].params["edit_beta"]
+    assert saved["n_edit_samples"] == study.trials[1].params["n_base_samples"]
+
+
+def _postgres_bin():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture
+def postgres(tmp_path):
+    """A throwaway PostgreSQL server on 127.0.0.1 with password auth (scram-sha-256), stopped afterwards."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries are not installed (make test installs Debian's postgresql as root)")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    root = Path(f"/tmp/expo-pg-{os.getpid()}")
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(mode=0o777)
+    password = "s3cret-expo-pw"
+    (root / "pw").write_text(password)
+    if as_postgres:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run(
+        [
+            *as_postgres,
+            bindir / "initdb",
+            "-D",
+            root / "data",
+            "-U",
+            "expo",
+            "--pwfile",
+            root / "pw",
+            "--auth",
+            "scram-sha-256",
+        ],
+        root,
+    )
+    run(
+        [
+            *as_postgres,
+            bindir / "pg_ctl",
+            "-D",
+            root / "data",
+            "-l",
+            root / "log",
+            "-w",
+            "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {root}",
+            "start",
+        ],
+        root,
+    )
+    env = {**ENV, "PGPASSWORD": password}
+    try:
+        run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "expo", "optuna"], root, env=env)
+        yield f"postgresql://expo@127.0.0.1:{port}/optuna", env, password
+    finally:
+        run([*as_postgres, bindir / "pg_ctl", "-D", root / "data", "-m", "fast", "stop"], root, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study_without_leaking_the_password(tmp_path, postgres):
+    url, env, password = postgres
+    workers = []
+    for _ in range(2):
+        workers.append(_tune(tmp_path, url, "expo-pg", env))
+        time.sleep(1.0)  # let the first worker create the study
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    os.environ["PGPASSWORD"] = password
+    try:
+        study = optuna.load_study(study_name="expo-pg", storage=url)
+        trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        attrs = str(study.user_attrs)
+    finally:
+        del os.environ["PGPASSWORD"]
+    assert len(trials) == 4 and all("edit_beta" in t.params for t in trials)
+    written = "".join(
+        Path(p).read_text(errors="ignore")
+        for p in glob.glob(str(tmp_path / "logs/**/*"), recursive=True)
+        if Path(p).is_file() and not p.endswith(".pkl")
+    )
+    assert password not in "".join(outputs) + written + attrs
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the warning given when CUDA is missing")
+def test_device_cuda_without_a_gpu_warns_instead_of_falling_back_silently(tmp_path):
+    out = zoo("train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 20, "-f", "logs", "--device", "cuda", cwd=tmp_path)
+    assert "device='cuda' was asked for but CUDA is not available" in out.stderr
+
+
+def test_yaml_typo_and_unknown_env_give_the_zoos_usual_errors(tmp_path):
+    typo = zoo(
+        "train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 50, "-params", "edit_bta:0.1", cwd=tmp_path, check=False
+    )
+    assert typo.returncode != 0 and "unexpected keyword argument 'edit_bta'" in typo.stderr
+    unknown = zoo("train", "--algo", "expo", "--env", "NoSuchEnv-v0", "-n", 50, cwd=tmp_path, check=False)
+    assert unknown.returncode != 0 and "NoSuchEnv-v0 not found in gym registry" in unknown.stderr
+
+
+ZOO_KEYS = {"policy", "n_timesteps", "env_wrapper", "normalize", "n_envs", "frame_stack", "callback", "vec_env_wrapper"}
+
+
+def test_every_yaml_entry_names_real_expo_arguments_and_a_demonstration_source():
+    import inspect
+
+    entries = yaml.safe_load(Path(default_config()).read_text())
+    expo_args = set(inspect.signature(EXPO).parameters)
+    for env_id, params in entries.items():
+        assert set(params) <= expo_args | ZOO_KEYS, (env_id, set(params) - expo_args - ZOO_KEYS)
+        assert all(not isinstance(v, str) or not v[:1].isdigit() for v in params.values()), env_id  # 1e-3 -> !!float
+        source = params.get("demonstrations", "")
+        assert env_id == "default" or source.split(":")[0] in {"scripted", "minari", "robomimic"}, env_id
+    for env_id in ("MountainCarContinuous-v0", "Pendulum-v1"):  # the CPU entries resolve here and now
+        import gymnasium as gym
+
+        assert len(load_demonstrations(entries[env_id]["demonstrations"], gym.make(env_id))) > 0
+    assert entries["AdroitHandPen-v1"]["edit_beta"] == 0.7 and entries["AntMaze_Large_Diverse_GR-v4"]["num_min_qs"] == 1
