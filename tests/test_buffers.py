@@ -152,3 +152,11 @@ def test_bad_ratio_and_missing_demonstrations_are_rejected():
 def test_samples_are_torch_on_the_buffer_device():
     batch = _buffer().sample(8)
     assert isinstance(batch.actions, th.Tensor) and batch.actions.device.type == "cpu"
+
+
+def test_one_draw_of_g_minibatches_gives_each_the_exact_demo_share():
+    buf = _buffer(0.5)
+    batch = buf.sample_minibatches(5, 32)
+    assert batch.rewards.shape == (160, 1)
+    per_minibatch = batch.rewards.view(5, 32).sum(1)
+    assert per_minibatch.tolist() == [16.0] * 5

@@ -58,15 +58,21 @@ class _DemoMixin:
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> Any:
         """A batch with exactly n_demo_samples(batch_size) demonstrations first, then online transitions."""
+        return self.sample_minibatches(1, batch_size, env)
+
+    def sample_minibatches(self, n_minibatches: int, batch_size: int, env: VecNormalize | None = None) -> Any:
+        """n_minibatches batches in one draw, rows [g*B, (g+1)*B) being batch g, each with the exact demo share."""
         n_demo = self.n_demo_samples(batch_size)
         parts = []
         if n_demo:
-            parts.append(self.sample_demonstrations(n_demo, env))
+            parts.append(self.sample_demonstrations(n_minibatches * n_demo, env))
         if batch_size - n_demo:
             if self.size() == 0:
                 raise RuntimeError("the replay buffer holds no online transitions yet: collect some before sampling.")
-            parts.append(super().sample(batch_size - n_demo, env))  # type: ignore[misc]
-        return parts[0] if len(parts) == 1 else _concat(parts)
+            parts.append(super().sample(n_minibatches * (batch_size - n_demo), env))  # type: ignore[misc]
+        if len(parts) == 1:
+            return parts[0]
+        return _interleave(parts, n_minibatches)
 
     def sample_demonstrations(self, batch_size: int, env: VecNormalize | None = None) -> Any:
         """Demonstrations only (imitation pretraining), normalised like online data when VecNormalize is used."""
@@ -144,13 +150,19 @@ def _take(x: np.ndarray | dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray 
     return {k: v[idx] for k, v in x.items()} if isinstance(x, dict) else x[idx]
 
 
-def _concat(parts: list[Any]) -> Any:
+def _interleave(parts: list[Any], n_minibatches: int) -> Any:
+    """Concatenate per minibatch: [demo_g, online_g] for g = 0..n-1 (each part holds n equal blocks)."""
+
+    def join(values: tuple[th.Tensor, ...]) -> th.Tensor:
+        blocks = [v.view(n_minibatches, -1, *v.shape[1:]) for v in values]
+        return th.cat(blocks, dim=1).flatten(0, 1)
+
     fields = []
     for values in zip(*parts):
         if values[0] is None:
             fields.append(None)
         elif isinstance(values[0], dict):
-            fields.append({k: th.cat([v[k] for v in values]) for k in values[0]})
+            fields.append({k: join(tuple(v[k] for v in values)) for k in values[0]})
         else:
-            fields.append(th.cat(values))
+            fields.append(join(values))
     return type(parts[0])(*fields)

@@ -125,19 +125,26 @@ class DiffusionPolicy(nn.Module):
         noisy = alpha_bar.sqrt() * actions + (1 - alpha_bar).sqrt() * noise
         return (self.net(obs, noisy, t) - noise).pow(2).sum(-1).mean()
 
-    def sample(self, obs: th.Tensor) -> th.Tensor:
-        """One action per row of obs, by the reference's DDPM sampler (clipped to [-1, 1] after every step)."""
+    def sample(self, obs: th.Tensor, noise: th.Tensor | None = None) -> th.Tensor:
+        """One action per row of obs, by the reference's DDPM sampler (clipped to [-1, 1] after every step).
+
+        noise: [T, rows, d] standard normals (noise[0] is x_T, noise[t] the step-t noise); drawn here if None.
+        """
         n = obs.shape[0]
-        x = th.randn(n, self.action_dim, device=obs.device, dtype=obs.dtype)
+        if noise is None:
+            noise = self.draw_noise(n, obs.device)
         w_action, obs_proj, w_cond = self.net.split_input(obs)
         steps = th.arange(self.n_steps, device=obs.device)
         cond_proj = self.net.time_embedding(steps) @ w_cond.T  # [T, width]: depends on the step only
-        noise = th.randn(self.n_steps - 1, n, self.action_dim, device=obs.device, dtype=obs.dtype)
+        x = noise[0]  # kept in float32; under bf16 autocast only the matmuls run in bfloat16
         for t in range(self.n_steps - 1, -1, -1):
             eps = self.net.forward_projected(obs_proj, w_action, cond_proj[t], x)
             x = (x - (self.betas[t] / (1 - self.alpha_bars[t]).sqrt()) * eps) / self.alphas[t].sqrt()
             if t > 0:
-                x = x + self.betas[t].sqrt() * noise[t - 1]
+                x = x + self.betas[t].sqrt() * noise[t]
             if self.clip_sampler:
                 x = x.clamp(-1.0, 1.0)
         return x.clamp(-1.0, 1.0)
+
+    def draw_noise(self, rows: int, device: th.device | str) -> th.Tensor:
+        return th.randn(self.n_steps, rows, self.action_dim, device=device)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.datasets import load_demonstrations
-from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy, OTFActions
+from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy
 
 SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
 
@@ -247,19 +247,41 @@ class EXPO(OffPolicyAlgorithm):
 
     # ------------------------------------------------------------------ training
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
-        """G critic updates on G minibatches, then one base, one edit and one temperature update on the last."""
+        """G critic updates on G minibatches, then one base, one edit and one temperature update on the last.
+
+        The base and edit policies do not change during the G critic updates, so the backup's candidate actions
+        for all G minibatches are drawn in one batched call; each update still selects among them with the
+        target critic of its own step. Same algorithm as sb3_expo.expo.reference, which the tests compare to.
+        """
         self.policy.set_training_mode(False)  # sampling never uses dropout; the edit step switches it on
         lr = self.lr_schedule(self._current_progress_remaining)
         for optimizer in (self.critic.optimizer, self.ent_coef_optimizer):
             if optimizer is not None:
                 update_learning_rate(optimizer, lr)
 
+        data = self._sample_minibatches(gradient_steps, batch_size)
+        with th.no_grad():
+            features = self.policy.features(data.observations)
+            next_features = self.policy.features(data.next_observations)
+            candidates = self._backup_candidates(next_features)
         critic_stats = []
-        for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            critic_stats.append(self._critic_step(data))
-        base_loss = self._base_step(data, lr)
-        edit_stats = self._edit_step(data, lr) if self.n_edit_samples > 0 else None
+        for g in range(gradient_steps):
+            rows = slice(g * batch_size, (g + 1) * batch_size)
+            discounts = data.discounts[rows] if data.discounts is not None else self.gamma
+            critic_stats.append(
+                self._critic_step(
+                    features[rows],
+                    data.actions[rows],
+                    data.rewards[rows],
+                    data.dones[rows],
+                    discounts,
+                    next_features[rows],
+                    candidates[rows],
+                )
+            )
+        last = slice((gradient_steps - 1) * batch_size, gradient_steps * batch_size)
+        base_loss = self._base_step(features[last], data.actions[last], lr)
+        edit_stats = self._edit_step(features[last], data.actions[last], lr) if self.n_edit_samples > 0 else None
         self._n_updates += gradient_steps
 
         # One host synchronisation per train() call, for logging.
@@ -280,15 +302,35 @@ class EXPO(OffPolicyAlgorithm):
             self.logger.record("rollout/edited_fraction", self._acted_edited / self._acted)
             self._acted, self._acted_edited = 0, 0
 
-    def _critic_step(self, data: ReplayBufferSamples) -> tuple[th.Tensor, ...]:
+    def _sample_minibatches(self, n_minibatches: int, batch_size: int) -> ReplayBufferSamples:
+        """G minibatches in one buffer draw (rows [gB, (g+1)B) are minibatch g)."""
+        buffer = self.replay_buffer
+        if hasattr(buffer, "sample_minibatches"):
+            return buffer.sample_minibatches(n_minibatches, batch_size, env=self._vec_normalize_env)
+        return buffer.sample(n_minibatches * batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+
+    def _backup_candidates(self, next_features: th.Tensor) -> th.Tensor:
+        """Candidates for the TD backup, from the online (not EMA) base policy; one base sample for the ablation."""
+        if self.otf_backup:
+            return self.policy.candidates(next_features, self.base)
+        with th.autocast(next_features.device.type, dtype=th.bfloat16, enabled=self.policy.bf16_sampler):
+            return self.base.sample(next_features).float().unsqueeze(1)
+
+    def _critic_step(
+        self,
+        features: th.Tensor,
+        actions: th.Tensor,
+        rewards: th.Tensor,
+        dones: th.Tensor,
+        discounts: th.Tensor | float,
+        next_features: th.Tensor,
+        candidates: th.Tensor,
+    ) -> tuple[th.Tensor, ...]:
         with th.no_grad():
-            features = self.policy.features(data.observations)
-            next_features = self.policy.features(data.next_observations)
-            next_actions = self._backup_actions(next_features)
-            next_q = self.critic_target.subset_min(next_features, next_actions.actions, self.num_min_qs)
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            target_q = (data.rewards + (1 - data.dones) * discounts * next_q.unsqueeze(-1)).squeeze(-1)
-        q_values = self.critic(features, data.actions)  # [E, B]: all members regress onto the same target
+            next_actions = self.policy.select(next_features, candidates)  # target critic of this step, subset 1
+            next_q = self.critic_target.subset_min(next_features, next_actions.actions, self.num_min_qs)  # subset 2
+            target_q = (rewards + (1 - dones) * discounts * next_q.unsqueeze(-1)).squeeze(-1)
+        q_values = self.critic(features, actions)  # [E, B]: all members regress onto the same target
         loss = F.mse_loss(q_values, target_q.expand_as(q_values))
         self.critic.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -296,25 +338,16 @@ class EXPO(OffPolicyAlgorithm):
         th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
         return loss.detach(), q_values.detach().mean(), target_q.mean(), next_actions.edited.float().mean()
 
-    def _backup_actions(self, next_features: th.Tensor) -> OTFActions:
-        """The TD backup's next action: OTF with the online (not EMA) base policy, or one base sample (ablation)."""
-        if self.otf_backup:
-            return self.policy.otf_actions(next_features, self.base)
-        actions = self.base.sample(next_features)
-        return OTFActions(actions, th.zeros(len(actions), dtype=th.bool, device=actions.device))
-
     def _cosine(self, step: int) -> float:
         """The reference's cosine decay to 0 over lr_decay_steps optimizer steps (1.0 when disabled)."""
         if not self.lr_decay_steps:
             return 1.0
         return 0.5 * (1.0 + math.cos(math.pi * min(step, self.lr_decay_steps) / self.lr_decay_steps))
 
-    def _base_step(self, data: ReplayBufferSamples, lr: float) -> th.Tensor:
+    def _base_step(self, features: th.Tensor, actions: th.Tensor, lr: float) -> th.Tensor:
         """One imitation step of the diffusion policy on (s, a) from the batch, then the EMA update."""
         update_learning_rate(self.base.optimizer, lr * self._cosine(self._n_base_updates))
-        with th.no_grad():
-            features = self.policy.features(data.observations)
-        loss = self.base.loss(features, data.actions)
+        loss = self.base.loss(features, actions)
         self.base.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.base.optimizer.step()
@@ -322,14 +355,12 @@ class EXPO(OffPolicyAlgorithm):
         th._foreach_lerp_(self._base_ema_params, self._base_params, self.ema_tau)
         return loss.detach()
 
-    def _edit_step(self, data: ReplayBufferSamples, lr: float) -> tuple[th.Tensor | None, ...]:
+    def _edit_step(self, features: th.Tensor, actions: th.Tensor, lr: float) -> tuple[th.Tensor | None, ...]:
         """Edit policy on buffer actions against the mean of all online critics, then the temperature."""
         update_learning_rate(self.edit.optimizer, lr * self._cosine(self._n_edit_updates))
-        with th.no_grad():
-            features = self.policy.features(data.observations)
         alpha = self.log_ent_coef.detach().exp() if self.log_ent_coef is not None else self.ent_coef_tensor
         self.edit.train(True)
-        edited, log_prob = self.edit(features, data.actions)
+        edited, log_prob = self.edit(features, actions)
         self.edit.train(False)
         self.critic.requires_grad_(False)
         q_edit = self.critic(features, edited).mean(dim=0)
@@ -380,7 +411,9 @@ class EXPO(OffPolicyAlgorithm):
         losses = []
         for step in tqdm(range(1, n_steps + 1), disable=not progress_bar, desc="pretrain"):
             data = buffer.sample_demonstrations(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            losses.append(self._base_step(data, lr))
+            with th.no_grad():
+                features = self.policy.features(data.observations)
+            losses.append(self._base_step(features, data.actions, lr))
             if step % log_interval == 0 or step == n_steps:
                 self.logger.record("pretrain/base_loss", th.stack(losses).mean().item())
                 self.logger.record("pretrain/base_learning_rate", self.base.optimizer.param_groups[0]["lr"])

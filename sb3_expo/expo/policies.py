@@ -40,17 +40,20 @@ class EditPolicy(nn.Module):
         self.edit_beta = edit_beta
 
     def forward(
-        self, features: th.Tensor, base_actions: th.Tensor, deterministic: bool = False
+        self, features: th.Tensor, base_actions: th.Tensor, deterministic: bool = False, noise: th.Tensor | None = None
     ) -> tuple[th.Tensor, th.Tensor]:
         """Edited actions and log pi(beta * e_hat), with the tanh Jacobian and the -d*log(beta) correction."""
         h = self.trunk(th.cat([features, base_actions], dim=-1))
         mu, log_std = self.mu(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        u = mu if deterministic else mu + log_std.exp() * th.randn_like(mu)
+        u = mu if deterministic else mu + log_std.exp() * (th.randn_like(mu) if noise is None else noise)
         gaussian = -0.5 * ((u - mu) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
         log_jacobian = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
         d = base_actions.shape[-1]
         log_prob = (gaussian - log_jacobian).sum(-1) - d * math.log(self.edit_beta)
         return base_actions + self.edit_beta * th.tanh(u), log_prob
+
+
+CandidateNoise = tuple[th.Tensor, th.Tensor]  # ([T, B*N, d] diffusion noise, [B*K, d] edit noise)
 
 
 class OTFActions(NamedTuple):
@@ -72,6 +75,7 @@ class ExpoPolicy(BasePolicy):
     :param num_min_qs: size of the random target-critic subset whose min selects candidates
     :param edit_dropout: dropout in the edit trunk, active only in its own gradient step (0.1 for Adroit)
     :param base_weight_decay: AdamW weight decay of the base policy (1e-4)
+    :param bf16_sampler: run the candidate sampler's denoiser under bfloat16 autocast (faster; ours, off by default)
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class ExpoPolicy(BasePolicy):
         num_min_qs: int = 2,
         edit_dropout: float = 0.0,
         base_weight_decay: float = 1e-4,
+        bf16_sampler: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -111,6 +116,7 @@ class ExpoPolicy(BasePolicy):
         self.denoiser_width, self.denoiser_blocks = denoiser_width, denoiser_blocks
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
         self.num_min_qs, self.edit_dropout, self.base_weight_decay = num_min_qs, edit_dropout, base_weight_decay
+        self.bf16_sampler = bf16_sampler
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -140,6 +146,7 @@ class ExpoPolicy(BasePolicy):
             num_min_qs=self.num_min_qs,
             edit_dropout=self.edit_dropout,
             base_weight_decay=self.base_weight_decay,
+            bf16_sampler=self.bf16_sampler,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
@@ -151,27 +158,41 @@ class ExpoPolicy(BasePolicy):
     def features(self, obs: PyTorchObs) -> th.Tensor:
         return self.extract_features(obs, self.features_extractor)
 
-    def otf_actions(self, features: th.Tensor, base: DiffusionPolicy, deterministic: bool = False) -> OTFActions:
-        """Best of N base samples plus K edited copies, by the min over a random target-critic subset.
-
-        With N = 1 the single base sample is returned, as in the reference (no edits, no selection).
-        """
+    def candidates(
+        self, features: th.Tensor, base: DiffusionPolicy, deterministic: bool = False, noise: CandidateNoise | None = None
+    ) -> th.Tensor:
+        """[B, N + K, d]: N base samples per state, then edited copies of the first K (just N when N = 1)."""
         n, k = self.n_base_samples, self.n_edit_samples
         batch = features.shape[0]
-        base_actions = base.sample(features.repeat_interleave(n, dim=0)).view(batch, n, -1)
-        if n == 1:
-            return OTFActions(base_actions[:, 0], th.zeros(batch, dtype=th.bool, device=features.device))
-        candidates = base_actions
-        if k > 0:
-            edited, _ = self.edit(
-                features.repeat_interleave(k, dim=0), base_actions[:, :k].reshape(batch * k, -1), deterministic
-            )
-            candidates = th.cat([base_actions, edited.view(batch, k, -1)], dim=1)
-        n_cand = candidates.shape[1]
+        base_noise, edit_noise = self.candidate_noise(batch, features.device) if noise is None else noise
+        with th.autocast(features.device.type, dtype=th.bfloat16, enabled=self.bf16_sampler):
+            base_actions = base.sample(features.repeat_interleave(n, dim=0), base_noise).float().view(batch, n, -1)
+        if n == 1 or k == 0:
+            return base_actions
+        edited, _ = self.edit(
+            features.repeat_interleave(k, dim=0), base_actions[:, :k].reshape(batch * k, -1), deterministic, edit_noise
+        )
+        return th.cat([base_actions, edited.view(batch, k, -1)], dim=1)
+
+    def candidate_noise(self, n_states: int, device: th.device | str) -> CandidateNoise:
+        """The standard normals candidates() consumes for n_states states (one draw, so it can be batched)."""
+        base_noise = self.base.draw_noise(n_states * self.n_base_samples, device)
+        edit_rows = n_states * self.n_edit_samples if self.n_base_samples > 1 else 0
+        return base_noise, th.randn(edit_rows, base_noise.shape[-1], device=device)
+
+    def select(self, features: th.Tensor, candidates: th.Tensor) -> OTFActions:
+        """Per state, the candidate with the highest min over a fresh random subset of the target critic."""
+        batch, n_cand = candidates.shape[:2]
+        if n_cand == 1:  # N = 1 (or the single-sample backup): no selection, as in the reference
+            return OTFActions(candidates[:, 0], th.zeros(batch, dtype=th.bool, device=candidates.device))
         flat = candidates.reshape(batch * n_cand, -1)
         q = self.critic_target.subset_min(features.repeat_interleave(n_cand, dim=0), flat, self.num_min_qs)
         best = q.view(batch, n_cand).argmax(dim=1)
-        return OTFActions(candidates[th.arange(batch, device=features.device), best], best >= n)
+        return OTFActions(candidates[th.arange(batch, device=features.device), best], best >= self.n_base_samples)
+
+    def otf_actions(self, features: th.Tensor, base: DiffusionPolicy, deterministic: bool = False) -> OTFActions:
+        """Best of N base samples plus K edited copies, by the min over a random target-critic subset."""
+        return self.select(features, self.candidates(features, base, deterministic))
 
     def sample_actions(self, obs: PyTorchObs, deterministic: bool = False) -> OTFActions:
         """Acting and evaluation: OTF with the EMA base policy; actions unclipped, in [-1, 1] scale."""

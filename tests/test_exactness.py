@@ -1,0 +1,91 @@
+"""The fast update (EXPO.train) computes the same algorithm as the straightforward one (expo/reference.py)."""
+
+import itertools
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.logger import configure
+
+from sb3_expo import EXPO
+from sb3_expo.expo.reference import ReferenceUpdate, stacked
+
+from .conftest import SMALL
+
+G, B = 4, 16
+
+
+def _model(**kwargs):
+    model = EXPO("MlpPolicy", gym.make("Pendulum-v1"), seed=3, **{**SMALL, **kwargs})
+    rng = np.random.default_rng(0)
+    for _ in range(64):  # identical online data in every model
+        obs = rng.normal(size=(1, 3))
+        model.replay_buffer.add(obs, obs + 0.1, rng.uniform(-1, 1, (1, 1)), rng.normal(size=1), rng.random(1) < 0.1, [{}])
+    return model
+
+
+def _shared_randomness(model_fast, model_ref, n_base, n_edit):
+    """Both paths get the same minibatches and the same sampler/edit noise, in their own call pattern."""
+    np.random.seed(0)
+    big = model_fast.replay_buffer.sample_minibatches(G, B)
+    model_fast.replay_buffer.sample_minibatches = lambda n, b, env=None: big
+    slices = itertools.cycle([type(big)(*(None if f is None else f[g * B : (g + 1) * B] for f in big)) for g in range(G)])
+    model_ref.replay_buffer.sample = lambda b, env=None: next(slices)
+
+    gen = th.Generator().manual_seed(1)
+    base_noise = th.randn(model_fast.base.n_steps, G * B * n_base, 1, generator=gen)
+    edit_noise = th.randn(G * B * n_edit if n_base > 1 else 0, 1, generator=gen)
+    model_fast.policy.candidate_noise = lambda n, device: (base_noise, edit_noise)
+    calls = itertools.cycle(range(G))
+
+    def per_minibatch(n, device):
+        g = next(calls)
+        return base_noise[:, g * B * n_base : (g + 1) * B * n_base], edit_noise[g * B * n_edit : (g + 1) * B * n_edit]
+
+    model_ref.policy.candidate_noise = per_minibatch
+
+
+@pytest.mark.parametrize("kwargs", [{}, dict(n_edit_samples=0), dict(n_base_samples=1, n_edit_samples=0)])
+def test_fast_update_matches_the_straightforward_one(kwargs):
+    fast, ref_model = _model(**kwargs), _model(**kwargs)
+    for p, q in zip(fast.policy.parameters(), ref_model.policy.parameters()):
+        assert th.equal(p, q)  # same seed, same start
+    reference = ReferenceUpdate(ref_model)
+    _shared_randomness(fast, ref_model, fast.n_base_samples, fast.n_edit_samples)
+
+    chosen, losses = [], []
+    select, critic_step = fast.policy.select, fast._critic_step
+
+    def recording_select(features, candidates):
+        chosen.append(select(features, candidates))
+        return chosen[-1]
+
+    def recording_critic_step(*args):
+        out = critic_step(*args)
+        losses.append(out[0])
+        return out
+
+    fast.policy.select, fast._critic_step = recording_select, recording_critic_step
+    fast._current_progress_remaining = ref_model._current_progress_remaining = 1.0
+    fast.set_logger(configure(None, [""]))
+    for _ in range(2):  # two train() calls: the second starts from updated networks and optimizer states
+        th.manual_seed(5)
+        fast.train(G, B)
+        th.manual_seed(5)
+        record = reference.train(G, B)
+        # chosen backup actions and critic losses of every critic step agree
+        fast_chosen = [c.actions for c in chosen[-G:]] if fast.n_base_samples > 1 else None
+        if fast_chosen is not None:
+            for a, b in zip(fast_chosen, record["next_actions"]):
+                th.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        th.testing.assert_close(th.stack(losses[-G:]), th.stack(record["critic_loss"]), atol=1e-5, rtol=1e-4)
+
+    for mine, theirs in zip(fast.critic.parameters(), stacked(reference.critics)):
+        th.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+    for mine, theirs in zip(fast.critic_target.parameters(), stacked(reference.targets)):
+        th.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+    for name in ("base", "base_ema", "edit"):
+        for mine, theirs in zip(getattr(fast.policy, name).parameters(), getattr(ref_model.policy, name).parameters()):
+            th.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+    th.testing.assert_close(fast.log_ent_coef, ref_model.log_ent_coef)
