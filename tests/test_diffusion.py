@@ -82,3 +82,13 @@ def test_time_features_use_raw_step_index(t):
     feats = policy.net.time_features(th.tensor([t]))
     f = 2 * np.pi * t * policy.net.time_features.kernel.detach().numpy()[:, 0]
     np.testing.assert_allclose(feats.detach().numpy()[0], np.concatenate([np.cos(f), np.sin(f)]), atol=1e-5)
+
+
+def test_chunked_sampling_gives_the_same_actions_as_one_pass():
+    """The sampler works through large batches in cache-sized chunks (CPU); results must not depend on it."""
+    th.manual_seed(0)
+    policy = DiffusionPolicy(obs_dim=4, action_dim=2, width=32, n_blocks=1)
+    obs = th.randn(2500, 4)  # more than one fp32 chunk
+    noise = policy.draw_noise(2500, "cpu")
+    with th.no_grad():
+        th.testing.assert_close(policy.sample(obs, noise), policy._sample(obs, noise), atol=1e-5, rtol=1e-5)

@@ -14,6 +14,10 @@ from torch import nn
 from torch.nn import functional as F
 
 LAYER_NORM_EPS = 1e-6  # flax default, used by the reference
+# Rows per sampler chunk on CPU, so the [rows, 1024] intermediates stay in cache. Measured on the 2-core CI CPU
+# (benchmarks/throughput.py, 40,960 rows): fp32 50% of the matmul peak unchunked, 90% in chunks of 1024; bf16
+# 2.8x faster in chunks of 8192 than unchunked. GPUs are not chunked.
+CPU_CHUNK_ROWS = {th.float32: 1024, th.bfloat16: 8192}
 
 
 def vp_beta_schedule(n_steps: int, b_min: float = 0.1, b_max: float = 10.0) -> th.Tensor:
@@ -116,6 +120,10 @@ class DiffusionPolicy(nn.Module):
         self.register_buffer("betas", betas)
         self.register_buffer("alphas", alphas)
         self.register_buffer("alpha_bars", alpha_bars)
+        # Sampler coefficients as Python floats (x <- x_coef * x - eps_coef * eps + sigma * z): no tensor ops per step.
+        self._x_coef = (1.0 / alphas.sqrt()).tolist()
+        self._eps_coef = (betas / ((1.0 - alpha_bars).sqrt() * alphas.sqrt())).tolist()
+        self._sigma = betas.sqrt().tolist()
 
     def loss(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Noise-prediction loss, summed over action dimensions and averaged over the batch."""
@@ -133,18 +141,27 @@ class DiffusionPolicy(nn.Module):
         n = obs.shape[0]
         if noise is None:
             noise = self.draw_noise(n, obs.device)
+        chunk = n
+        if obs.device.type == "cpu":
+            bf16 = th.is_autocast_enabled("cpu") and th.get_autocast_dtype("cpu") == th.bfloat16
+            chunk = CPU_CHUNK_ROWS[th.bfloat16 if bf16 else th.float32]
+        if n > chunk:
+            return th.cat([self._sample(obs[i : i + chunk], noise[:, i : i + chunk]) for i in range(0, n, chunk)])
+        return self._sample(obs, noise)
+
+    def _sample(self, obs: th.Tensor, noise: th.Tensor) -> th.Tensor:
         w_action, obs_proj, w_cond = self.net.split_input(obs)
         steps = th.arange(self.n_steps, device=obs.device)
         cond_proj = self.net.time_embedding(steps) @ w_cond.T  # [T, width]: depends on the step only
         x = noise[0]  # kept in float32; under bf16 autocast only the matmuls run in bfloat16
         for t in range(self.n_steps - 1, -1, -1):
             eps = self.net.forward_projected(obs_proj, w_action, cond_proj[t], x)
-            x = (x - (self.betas[t] / (1 - self.alpha_bars[t]).sqrt()) * eps) / self.alphas[t].sqrt()
+            x = th.add(x * self._x_coef[t], eps, alpha=-self._eps_coef[t])  # (x - beta/sqrt(1-abar) eps)/sqrt(alpha)
             if t > 0:
-                x = x + self.betas[t].sqrt() * noise[t]
+                x.add_(noise[t], alpha=self._sigma[t])
             if self.clip_sampler:
-                x = x.clamp(-1.0, 1.0)
-        return x.clamp(-1.0, 1.0)
+                x.clamp_(-1.0, 1.0)
+        return x.clamp_(-1.0, 1.0)
 
     def draw_noise(self, rows: int, device: th.device | str) -> th.Tensor:
         return th.randn(self.n_steps, rows, self.action_dim, device=device)

@@ -1,0 +1,227 @@
+"""Throughput of the EXPO update at the paper's settings: straightforward vs fast path, fp32 vs bf16 sampler.
+
+    python benchmarks/throughput.py            # full table + scaling sweep (about 10 minutes on 2 CPU cores)
+    python benchmarks/throughput.py --quick    # smaller sweep
+
+AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
+runs in its own process, so its peak memory (max RSS, replay buffer kept small) is its own. GFLOP/s counts the
+denoiser FLOPs of the TD backup only (B x N x T denoiser passes per critic update), next to the fp32 and bf16
+matmul rates measured in the same run on the same threads. Writes a Markdown table and a plot to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+
+OBS_DIM, ACT_DIM, BATCH = 29, 8, 256
+
+
+class ShapeEnv(gym.Env):
+    """An env with AntMaze's shapes; only its spaces matter here."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+    action_space = spaces.Box(-1, 1, (ACT_DIM,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        return np.zeros(OBS_DIM, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(OBS_DIM, np.float32), 0.0, False, False, {}
+
+
+def denoiser_flops_per_row_step(width: int = 256, blocks: int = 3) -> float:
+    """Multiply-adds x 2 of one denoiser call with the sampler's split input layer (obs projected once)."""
+    return 2.0 * (blocks * 2 * width * 4 * width + ACT_DIM * width + width * ACT_DIM)
+
+
+def matmul_peak(dtype: th.dtype) -> float:
+    a, b = th.randn(4096, 256, dtype=dtype), th.randn(256, 1024, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start, n = time.perf_counter(), 30
+    for _ in range(n):
+        a @ b
+    return 2 * 4096 * 256 * 1024 * n / (time.perf_counter() - start) / 1e9
+
+
+def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
+    from sb3_expo import EXPO, Transitions
+
+    rng = np.random.default_rng(0)
+    n_demo = 5000
+    demos = Transitions(
+        rng.normal(size=(n_demo, OBS_DIM)).astype(np.float32),
+        rng.uniform(-1, 1, (n_demo, ACT_DIM)).astype(np.float32),
+        rng.random(n_demo).astype(np.float32),
+        rng.normal(size=(n_demo, OBS_DIM)).astype(np.float32),
+        rng.random(n_demo) < 0.01,
+    )
+    model = EXPO(
+        "MlpPolicy",
+        ShapeEnv(),
+        buffer_size=20_000,
+        demonstrations=demos,
+        n_base_samples=n_base,
+        n_edit_samples=n_base,
+        policy_kwargs=dict(diffusion_steps=steps, bf16_sampler=bf16),
+        seed=0,
+    )
+    for _ in range(5000):
+        obs = rng.normal(size=(1, OBS_DIM))
+        model.replay_buffer.add(obs, obs, rng.uniform(-1, 1, (1, ACT_DIM)), rng.random(1), rng.random(1) < 0.01, [{}])
+    from stable_baselines3.common.logger import configure
+
+    model.set_logger(configure(None, [""]))
+    return model
+
+
+def measure(config: dict) -> dict:
+    """One configuration in this process: seconds per train() call, acting latency, peak RSS."""
+    th.manual_seed(0)
+    model = make_model(config["n_base"], config["steps"], config["bf16"])
+    batch, utd = config["batch"], config["utd"]
+    if config["path"] == "reference":
+        from sb3_expo.expo.reference import ReferenceUpdate
+
+        reference = ReferenceUpdate(model)
+
+        def update() -> None:
+            reference.train(utd, batch)
+    else:
+
+        def update() -> None:
+            model.train(utd, batch)
+
+    update()  # warm-up
+    reps = config["reps"]
+    start = time.perf_counter()
+    for _ in range(reps):
+        update()
+    per_call = (time.perf_counter() - start) / reps
+    obs = np.zeros(OBS_DIM, np.float32)
+    for _ in range(5):
+        model.predict(obs)
+    latencies = []
+    for _ in range(50):
+        t = time.perf_counter()
+        model.predict(obs)
+        latencies.append(time.perf_counter() - t)
+    return {
+        **config,
+        "ms_per_env_step": 1e3 * per_call,
+        "ms_per_critic_update": 1e3 * per_call / utd,
+        "backup_gflops": batch * config["n_base"] * config["steps"] * denoiser_flops_per_row_step() * utd / per_call / 1e9,
+        "act_ms": 1e3 * float(np.median(latencies)),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def run_in_subprocess(config: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(json.loads(args.one))))
+        return
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)
+    base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, reps=1 if args.quick else 2)
+    rows = []
+    for path, bf16 in [("reference", False), ("fast", False), ("fast", True)]:
+        for utd in (1, 20):
+            rows.append(
+                run_in_subprocess(
+                    {**base, "path": path, "bf16": bf16, "utd": utd, "reps": base["reps"] * (3 if utd == 1 else 1)}
+                )
+            )
+            print(
+                f"  {path:9s} {'bf16' if bf16 else 'fp32'} UTD {utd:2d}: {rows[-1]['ms_per_critic_update']:.0f} ms/update",
+                flush=True,
+            )
+
+    lines = [
+        f"Machine: {th.get_num_threads()} threads, torch {th.__version__}; measured matmul rate fp32 {peak32:.0f} GFLOP/s, "
+        f"bf16 {peak16:.0f} GFLOP/s (4096x256 @ 256x1024).",
+        "",
+        "| path | sampler | UTD | ms / critic update | ms / env step | backup denoiser GFLOP/s | % of fp32 matmul rate "
+        "| acting ms | peak RSS GiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['path']} | {'bf16' if r['bf16'] else 'fp32'} | {r['utd']} | {r['ms_per_critic_update']:.0f} "
+            f"| {r['ms_per_env_step']:.0f} | {r['backup_gflops']:.0f} | {r['backup_gflops'] / peak32:.0%} "
+            f"| {r['act_ms']:.1f} | {r['peak_rss_gib']:.2f} |"
+        )
+
+    sweep = {"n_base": [4, 8, 16], "steps": [5, 10, 20], "batch": [128, 256, 512], "utd": [1, 5, 20]}
+    if args.quick:
+        sweep = {k: [v[0], v[-1]] for k, v in sweep.items()}
+    scaling = {}
+    for key, values in sweep.items():
+        scaling[key] = []
+        for value in values:
+            config = {**base, "path": "fast", "utd": 1, "reps": 2, key: value}
+            if key == "utd":
+                config["reps"] = 1
+            scaling[key].append(run_in_subprocess(config)["ms_per_critic_update"])
+            print(f"  scaling {key}={value}: {scaling[key][-1]:.0f} ms/update", flush=True)
+    lines += [
+        "",
+        "Fast path, fp32: ms per critic update as one setting varies (others at the paper's values).",
+        "",
+        "| setting | values | ms / critic update |",
+        "|---|---|---|",
+    ]
+    for key, values in sweep.items():
+        lines.append(f"| {key} | {values} | {[round(v) for v in scaling[key]]} |")
+
+    table = "\n".join(lines)
+    print("\n" + table)
+    (args.out / "throughput.md").write_text(table + "\n")
+    (args.out / "throughput.json").write_text(
+        json.dumps({"rows": rows, "scaling": scaling, "sweep": sweep, "peak_fp32": peak32, "peak_bf16": peak16}, indent=1)
+    )
+    plot(rows, scaling, sweep, args.out / "throughput.png")
+
+
+def plot(rows: list[dict], scaling: dict, sweep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1 + len(sweep), figsize=(4 * (1 + len(sweep)), 3.4))
+    labels = [f"{r['path']}\n{'bf16' if r['bf16'] else 'fp32'} UTD{r['utd']}" for r in rows]
+    axes[0].bar(range(len(rows)), [r["ms_per_critic_update"] for r in rows], color="tab:blue")
+    axes[0].set_xticks(range(len(rows)), labels, fontsize=7)
+    axes[0].set_ylabel("ms per critic update")
+    axes[0].set_title("paper settings")
+    for ax, (key, values) in zip(axes[1:], sweep.items()):
+        ax.plot(values, scaling[key], marker="o")
+        ax.set(xlabel=key, title=f"fast fp32 vs {key}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
