@@ -74,7 +74,8 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
         demonstrations=demos,
         n_base_samples=n_base,
         n_edit_samples=n_base,
-        policy_kwargs=dict(diffusion_steps=steps, bf16_sampler=bf16),
+        policy_kwargs=dict(diffusion_steps=steps),
+        bf16_sampler=bf16,
         seed=0,
     )
     for _ in range(5000):

@@ -91,4 +91,4 @@ def test_chunked_sampling_gives_the_same_actions_as_one_pass():
     obs = th.randn(2500, 4)  # more than one fp32 chunk
     noise = policy.draw_noise(2500, "cpu")
     with th.no_grad():
-        th.testing.assert_close(policy.sample(obs, noise), policy._sample(obs, noise), atol=1e-5, rtol=1e-5)
+        th.testing.assert_close(policy.sample(obs, noise), policy._sample(obs, noise, policy.net), atol=1e-5, rtol=1e-5)

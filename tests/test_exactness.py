@@ -89,3 +89,16 @@ def test_fast_update_matches_the_straightforward_one(kwargs):
         for mine, theirs in zip(getattr(fast.policy, name).parameters(), getattr(ref_model.policy, name).parameters()):
             th.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
     th.testing.assert_close(fast.log_ent_coef, ref_model.log_ent_coef)
+
+
+def test_bf16_backup_sampler_stays_close_to_float32():
+    """bf16_sampler trades a little precision in the backup's denoiser for speed; the chain itself stays fp32."""
+    model = _model(bf16_sampler=True, policy_kwargs=dict(net_arch=[32, 32], n_critics=4, denoiser_width=64))
+    model.train(2, 16)  # the bf16 path trains
+    feats = th.randn(64, 3)
+    noise = model.policy.candidate_noise(64, "cpu")
+    with th.no_grad():
+        fp32 = model.policy.candidates(feats, model.base, noise=noise)
+        bf16 = model.policy.candidates(feats, model.base, noise=noise, net=model.base.low_precision_net())
+    assert bf16.dtype == th.float32
+    assert (bf16 - fp32).abs().mean() < 0.02 and (bf16 - fp32).abs().max() < 0.2

@@ -78,7 +78,7 @@ def test_otf_picks_the_candidate_with_the_highest_subset_min_q():
     model = _model(n_edit_samples=0, num_min_qs=4)
     policy = model.policy
     candidates = th.linspace(-1, 1, 4).view(1, 4, 1).repeat(3, 1, 1)  # 3 states x 4 candidates
-    policy.base_ema.sample = lambda feats, noise=None: candidates.reshape(-1, 1)
+    policy.base_ema.sample = lambda feats, noise=None, net=None: candidates.reshape(-1, 1)
     obs = th.randn(3, 3)
     chosen = policy.sample_actions(obs)
     feats = policy.features(obs)
@@ -92,7 +92,7 @@ def test_otf_with_edits_chooses_among_base_and_edited_candidates():
     model = _model(num_min_qs=4, edit_beta=0.5)
     policy = model.policy
     base_candidates = th.linspace(-0.9, 0.9, 4).view(1, 4, 1).repeat(8, 1, 1)
-    policy.base_ema.sample = lambda feats, noise=None: base_candidates.reshape(-1, 1)
+    policy.base_ema.sample = lambda feats, noise=None, net=None: base_candidates.reshape(-1, 1)
     obs = th.randn(8, 3)
     chosen = policy.sample_actions(obs)
     feats = policy.features(obs)
@@ -106,7 +106,7 @@ def test_otf_with_edits_chooses_among_base_and_edited_candidates():
 
 def test_n_equals_one_returns_the_base_sample():
     model = _model(n_base_samples=1, n_edit_samples=0)
-    model.policy.base_ema.sample = lambda feats, noise=None: th.full((len(feats), 1), 0.123)
+    model.policy.base_ema.sample = lambda feats, noise=None, net=None: th.full((len(feats), 1), 0.123)
     chosen = model.policy.sample_actions(th.randn(5, 3))
     th.testing.assert_close(chosen.actions, th.full((5, 1), 0.123))
 
@@ -131,7 +131,7 @@ def test_target_entropy_reference_and_adjusted():
 def test_rollouts_store_the_unclipped_edited_action():
     """The env sees clip(a); the buffer keeps a, which may leave [-1, 1] by up to beta (reference 8.6)."""
     model = _model(learning_starts=0, edit_beta=0.5)
-    model.policy.base_ema.sample = lambda feats, noise=None: th.ones(len(feats), 1)  # every base sample at the bound
+    model.policy.base_ema.sample = lambda feats, noise=None, net=None: th.ones(len(feats), 1)  # every base sample at the bound
     model.learn(30)
     stored = model.replay_buffer.actions[: model.replay_buffer.pos, 0, 0]
     assert stored.max() > 1.0 and stored.max() <= 1.5

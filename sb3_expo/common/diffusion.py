@@ -7,6 +7,7 @@ residual blocks with 4x expansion and swish, per-step clipping in the sampler, v
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch as th
@@ -49,7 +50,7 @@ class FourierFeatures(nn.Module):
         self.kernel = nn.Parameter(th.randn(out_dim // 2, 1) * std)
 
     def forward(self, t: th.Tensor) -> th.Tensor:
-        f = 2 * math.pi * t.reshape(-1, 1).float() @ self.kernel.T
+        f = 2 * math.pi * t.reshape(-1, 1).to(self.kernel.dtype) @ self.kernel.T
         return th.cat([th.cos(f), th.sin(f)], dim=-1)
 
 
@@ -133,29 +134,31 @@ class DiffusionPolicy(nn.Module):
         noisy = alpha_bar.sqrt() * actions + (1 - alpha_bar).sqrt() * noise
         return (self.net(obs, noisy, t) - noise).pow(2).sum(-1).mean()
 
-    def sample(self, obs: th.Tensor, noise: th.Tensor | None = None) -> th.Tensor:
+    def sample(self, obs: th.Tensor, noise: th.Tensor | None = None, net: Denoiser | None = None) -> th.Tensor:
         """One action per row of obs, by the reference's DDPM sampler (clipped to [-1, 1] after every step).
 
         noise: [T, rows, d] standard normals (noise[0] is x_T, noise[t] the step-t noise); drawn here if None.
+        net: the denoiser weights to use (default self.net), e.g. a bfloat16 copy from low_precision_net().
         """
-        n = obs.shape[0]
+        n, net = obs.shape[0], net or self.net
         if noise is None:
             noise = self.draw_noise(n, obs.device)
-        chunk = n
-        if obs.device.type == "cpu":
-            bf16 = th.is_autocast_enabled("cpu") and th.get_autocast_dtype("cpu") == th.bfloat16
-            chunk = CPU_CHUNK_ROWS[th.bfloat16 if bf16 else th.float32]
+        chunk = CPU_CHUNK_ROWS.get(net.input.weight.dtype, 1024) if obs.device.type == "cpu" else n
         if n > chunk:
-            return th.cat([self._sample(obs[i : i + chunk], noise[:, i : i + chunk]) for i in range(0, n, chunk)])
-        return self._sample(obs, noise)
+            return th.cat([self._sample(obs[i : i + chunk], noise[:, i : i + chunk], net) for i in range(0, n, chunk)])
+        return self._sample(obs, noise, net)
 
-    def _sample(self, obs: th.Tensor, noise: th.Tensor) -> th.Tensor:
-        w_action, obs_proj, w_cond = self.net.split_input(obs)
+    def low_precision_net(self, dtype: th.dtype = th.bfloat16) -> Denoiser:
+        """A copy of the denoiser in `dtype`, for sampling many rows fast (one cast, reused for all of them)."""
+        return copy.deepcopy(self.net).to(dtype).requires_grad_(False)
+
+    def _sample(self, obs: th.Tensor, noise: th.Tensor, net: Denoiser) -> th.Tensor:
+        w_action, obs_proj, w_cond = net.split_input(obs.to(net.input.weight.dtype))
         steps = th.arange(self.n_steps, device=obs.device)
-        cond_proj = self.net.time_embedding(steps) @ w_cond.T  # [T, width]: depends on the step only
-        x = noise[0]  # kept in float32; under bf16 autocast only the matmuls run in bfloat16
+        cond_proj = net.time_embedding(steps) @ w_cond.T  # [T, width]: depends on the step only
+        x = noise[0]  # the chain itself stays float32 whatever the weights' dtype
         for t in range(self.n_steps - 1, -1, -1):
-            eps = self.net.forward_projected(obs_proj, w_action, cond_proj[t], x)
+            eps = net.forward_projected(obs_proj, w_action, cond_proj[t], x.to(obs_proj.dtype))
             x = th.add(x * self._x_coef[t], eps, alpha=-self._eps_coef[t])  # (x - beta/sqrt(1-abar) eps)/sqrt(alpha)
             if t > 0:
                 x.add_(noise[t], alpha=self._sigma[t])

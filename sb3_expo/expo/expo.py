@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.cpu import keep_freed_memory
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.datasets import load_demonstrations
 from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy
@@ -58,6 +59,7 @@ class EXPO(OffPolicyAlgorithm):
     :param adjust_target_entropy: use -d/2 + d*log(beta) instead (reference option, off by default)
     :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
     :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
+    :param bf16_sampler: run the TD backup's denoiser in bfloat16 (ours, off by default; acting stays float32)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "MultiInputPolicy": MultiInputPolicy}
@@ -93,6 +95,7 @@ class EXPO(OffPolicyAlgorithm):
         adjust_target_entropy: bool = False,
         max_log_ent_coef: float = 20.0,
         clip_edited_actions: bool = False,
+        bf16_sampler: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -135,6 +138,7 @@ class EXPO(OffPolicyAlgorithm):
         self.num_min_qs, self.otf_backup, self.ema_tau, self.lr_decay_steps = num_min_qs, otf_backup, ema_tau, lr_decay_steps
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
+        self.bf16_sampler = bf16_sampler
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
@@ -177,6 +181,8 @@ class EXPO(OffPolicyAlgorithm):
             )
 
     def _setup_model(self) -> None:
+        if self.device.type == "cpu":
+            keep_freed_memory()  # see common/cpu.py: large sampler intermediates otherwise page-fault every call
         if self.replay_buffer_class is None:
             self.replay_buffer_class = (
                 DictDemoReplayBuffer if isinstance(self.observation_space, spaces.Dict) else DemoReplayBuffer
@@ -311,10 +317,10 @@ class EXPO(OffPolicyAlgorithm):
 
     def _backup_candidates(self, next_features: th.Tensor) -> th.Tensor:
         """Candidates for the TD backup, from the online (not EMA) base policy; one base sample for the ablation."""
+        net = self.base.low_precision_net() if self.bf16_sampler else None  # one cast for all G minibatches
         if self.otf_backup:
-            return self.policy.candidates(next_features, self.base)
-        with th.autocast(next_features.device.type, dtype=th.bfloat16, enabled=self.policy.bf16_sampler):
-            return self.base.sample(next_features).float().unsqueeze(1)
+            return self.policy.candidates(next_features, self.base, net=net)
+        return self.base.sample(next_features, net=net).unsqueeze(1)
 
     def _critic_step(
         self,

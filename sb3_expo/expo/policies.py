@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_expo.common.diffusion import DiffusionPolicy, xavier_
+from sb3_expo.common.diffusion import Denoiser, DiffusionPolicy, xavier_
 from sb3_expo.common.ensemble import CriticEnsemble
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -75,7 +75,6 @@ class ExpoPolicy(BasePolicy):
     :param num_min_qs: size of the random target-critic subset whose min selects candidates
     :param edit_dropout: dropout in the edit trunk, active only in its own gradient step (0.1 for Adroit)
     :param base_weight_decay: AdamW weight decay of the base policy (1e-4)
-    :param bf16_sampler: run the candidate sampler's denoiser under bfloat16 autocast (faster; ours, off by default)
     """
 
     def __init__(
@@ -94,7 +93,6 @@ class ExpoPolicy(BasePolicy):
         num_min_qs: int = 2,
         edit_dropout: float = 0.0,
         base_weight_decay: float = 1e-4,
-        bf16_sampler: bool = False,
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
@@ -116,7 +114,6 @@ class ExpoPolicy(BasePolicy):
         self.denoiser_width, self.denoiser_blocks = denoiser_width, denoiser_blocks
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
         self.num_min_qs, self.edit_dropout, self.base_weight_decay = num_min_qs, edit_dropout, base_weight_decay
-        self.bf16_sampler = bf16_sampler
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -146,7 +143,6 @@ class ExpoPolicy(BasePolicy):
             num_min_qs=self.num_min_qs,
             edit_dropout=self.edit_dropout,
             base_weight_decay=self.base_weight_decay,
-            bf16_sampler=self.bf16_sampler,
             lr_schedule=self._dummy_schedule,
             optimizer_class=self.optimizer_class,
             optimizer_kwargs=self.optimizer_kwargs,
@@ -159,14 +155,21 @@ class ExpoPolicy(BasePolicy):
         return self.extract_features(obs, self.features_extractor)
 
     def candidates(
-        self, features: th.Tensor, base: DiffusionPolicy, deterministic: bool = False, noise: CandidateNoise | None = None
+        self,
+        features: th.Tensor,
+        base: DiffusionPolicy,
+        deterministic: bool = False,
+        noise: CandidateNoise | None = None,
+        net: Denoiser | None = None,
     ) -> th.Tensor:
-        """[B, N + K, d]: N base samples per state, then edited copies of the first K (just N when N = 1)."""
+        """[B, N + K, d]: N base samples per state, then edited copies of the first K (just N when N = 1).
+
+        net: denoiser weights to sample with instead of base's own (the bfloat16 copy of the training backup).
+        """
         n, k = self.n_base_samples, self.n_edit_samples
         batch = features.shape[0]
         base_noise, edit_noise = self.candidate_noise(batch, features.device) if noise is None else noise
-        with th.autocast(features.device.type, dtype=th.bfloat16, enabled=self.bf16_sampler):
-            base_actions = base.sample(features.repeat_interleave(n, dim=0), base_noise).float().view(batch, n, -1)
+        base_actions = base.sample(features.repeat_interleave(n, dim=0), base_noise, net).view(batch, n, -1)
         if n == 1 or k == 0:
             return base_actions
         edited, _ = self.edit(
