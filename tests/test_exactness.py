@@ -94,6 +94,7 @@ def test_fast_update_matches_the_straightforward_one(kwargs):
 def test_bf16_backup_sampler_stays_close_to_float32():
     """bf16_sampler trades a little precision in the backup's denoiser for speed; the chain itself stays fp32."""
     model = _model(bf16_sampler=True, policy_kwargs=dict(net_arch=[32, 32], n_critics=4, denoiser_width=64))
+    model.set_logger(configure(None, [""]))
     model.train(2, 16)  # the bf16 path trains
     feats = th.randn(64, 3)
     noise = model.policy.candidate_noise(64, "cpu")
