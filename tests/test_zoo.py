@@ -34,23 +34,12 @@ def zoo(*args, cwd, **kwargs):
     return run([BIN / "rl_zoo3", *map(str, args)], cwd, **kwargs)
 
 
+def expo_train(*args, cwd, **kwargs):
+    return zoo("train", "--algo", "expo", "--env", "Pendulum-v1", *args, cwd=cwd, **kwargs)
+
+
 def test_train_enjoy_continue_and_record_video(tmp_path):
-    zoo(
-        "train",
-        "--algo",
-        "expo",
-        "--env",
-        "Pendulum-v1",
-        "-n",
-        120,
-        "-f",
-        "logs",
-        "--seed",
-        0,
-        "--save-replay-buffer",
-        *TINY,
-        cwd=tmp_path,
-    )
+    expo_train("-n", 120, "-f", "logs", "--seed", 0, "--save-replay-buffer", *TINY, cwd=tmp_path)
     run_dir = tmp_path / "logs/expo/Pendulum-v1_1"
     assert (run_dir / "Pendulum-v1.zip").exists() and (run_dir / "replay_buffer.pkl").exists()
     config = yaml.unsafe_load((run_dir / "Pendulum-v1/config.yml").read_text())
@@ -61,23 +50,7 @@ def test_train_enjoy_continue_and_record_video(tmp_path):
     )
     assert "Loading" in enjoy.stdout
 
-    cont = zoo(
-        "train",
-        "--algo",
-        "expo",
-        "--env",
-        "Pendulum-v1",
-        "-n",
-        60,
-        "-f",
-        "logs",
-        "--seed",
-        1,
-        "-i",
-        run_dir / "Pendulum-v1.zip",
-        *TINY,
-        cwd=tmp_path,
-    )
+    cont = expo_train("-n", 60, "-f", "logs", "--seed", 1, "-i", run_dir / "Pendulum-v1.zip", *TINY, cwd=tmp_path)
     assert "Loading replay buffer" in cont.stdout
     continued = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_2/Pendulum-v1.zip")
     first = EXPO.load(run_dir / "Pendulum-v1.zip")
@@ -107,7 +80,7 @@ def test_train_enjoy_continue_and_record_video(tmp_path):
 
 def test_expo_zoo_command_works_without_the_startup_hook(tmp_path):
     no_hook = {**ENV, "SB3_EXPO_ZOO_HOOK": "0"}
-    refused = zoo("train", "--algo", "expo", "--env", "Pendulum-v1", cwd=tmp_path, env=no_hook, check=False)
+    refused = expo_train(cwd=tmp_path, env=no_hook, check=False)
     assert refused.returncode != 0 and "invalid choice: 'expo'" in refused.stderr  # the hook is what registers it
     run(
         [BIN / "expo-zoo", "train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 60, "-f", "logs", *TINY],
@@ -128,39 +101,19 @@ def test_local_hyperparams_file_wins_and_conf_wins_over_it(tmp_path, monkeypatch
     (tmp_path / "hyperparams/expo.yml").write_text(yaml.safe_dump(local))
     monkeypatch.chdir(tmp_path)
     assert Path(default_config()).resolve() == (tmp_path / "hyperparams/expo.yml").resolve()
-    zoo("train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 80, "-f", "logs", "-params", "gradient_steps:1", cwd=tmp_path)
+    expo_train("-n", 80, "-f", "logs", "-params", "gradient_steps:1", cwd=tmp_path)
     saved = dict(yaml.unsafe_load((tmp_path / "logs/expo/Pendulum-v1_1/Pendulum-v1/config.yml").read_text()))
     assert saved["learning_starts"] == 77
 
     local["Pendulum-v1"]["learning_starts"] = 55
     (tmp_path / "other.yml").write_text(yaml.safe_dump(local))
-    zoo(
-        "train",
-        "--algo",
-        "expo",
-        "--env",
-        "Pendulum-v1",
-        "-n",
-        80,
-        "-f",
-        "logs",
-        "-conf",
-        "other.yml",
-        "-params",
-        "gradient_steps:1",
-        cwd=tmp_path,
-    )
+    expo_train("-n", 80, "-f", "logs", "-conf", "other.yml", "-params", "gradient_steps:1", cwd=tmp_path)
     saved = dict(yaml.unsafe_load((tmp_path / "logs/expo/Pendulum-v1_2/Pendulum-v1/config.yml").read_text()))
     assert saved["learning_starts"] == 55
 
 
 def test_optimize_tunes_edit_beta_and_writes_a_report(tmp_path):
-    out = zoo(
-        "train",
-        "--algo",
-        "expo",
-        "--env",
-        "Pendulum-v1",
+    out = expo_train(
         "-n",
         100,
         "-f",
@@ -235,12 +188,7 @@ def test_two_workers_share_one_journal_file_study_and_a_trial_can_be_replayed(tm
         study_name="expo-journal", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
     )
     assert len(study.trials) == 4 and all("edit_beta" in t.params for t in study.trials)
-    zoo(
-        "train",
-        "--algo",
-        "expo",
-        "--env",
-        "Pendulum-v1",
+    expo_train(
         "-n",
         60,
         "-f",
@@ -348,14 +296,12 @@ def test_two_workers_share_one_postgresql_study_without_leaking_the_password(tmp
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the warning given when CUDA is missing")
 def test_device_cuda_without_a_gpu_warns_instead_of_falling_back_silently(tmp_path):
-    out = zoo("train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 20, "-f", "logs", "--device", "cuda", cwd=tmp_path)
+    out = expo_train("-n", 20, "-f", "logs", "--device", "cuda", cwd=tmp_path)
     assert "device='cuda' was asked for but CUDA is not available" in out.stderr
 
 
 def test_yaml_typo_and_unknown_env_give_the_zoos_usual_errors(tmp_path):
-    typo = zoo(
-        "train", "--algo", "expo", "--env", "Pendulum-v1", "-n", 50, "-params", "edit_bta:0.1", cwd=tmp_path, check=False
-    )
+    typo = expo_train("-n", 50, "-params", "edit_bta:0.1", cwd=tmp_path, check=False)
     assert typo.returncode != 0 and "unexpected keyword argument 'edit_bta'" in typo.stderr
     unknown = zoo("train", "--algo", "expo", "--env", "NoSuchEnv-v0", "-n", 50, cwd=tmp_path, check=False)
     assert unknown.returncode != 0 and "NoSuchEnv-v0 not found in gym registry" in unknown.stderr

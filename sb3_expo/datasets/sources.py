@@ -3,6 +3,8 @@
 A source is a Transitions object (returned as is), or a string a zoo YAML file can hold:
 
 - ``scripted:<env id>[?episodes=N&seed=S]``: roll out the project's scripted expert for that env (no download);
+- ``minari:<dataset id or path>``: a local minari dataset (never downloaded), Dict observations flattened;
+- ``robomimic:<file.hdf5>[?n_demos=N&filter_key=K&obs_keys=a,b]``: a robomimic low-dim HDF5 file;
 - ``<path>.npz``: arrays observations, actions, rewards, next_observations, terminals[, timeouts] (D4RL-style).
 """
 
@@ -27,12 +29,19 @@ def load_demonstrations(source: str | Path | Transitions, env: gym.Env | None = 
         text = str(source)
         if text.startswith("scripted:"):
             transitions = _scripted(text, **options)
+        elif text.startswith("minari:"):
+            from sb3_expo.datasets.minari import load_minari
+
+            transitions = load_minari(text.removeprefix("minari:"), **options)
+        elif text.startswith("robomimic:"):
+            transitions = _robomimic(text.removeprefix("robomimic:"), **options)
         elif text.endswith(".npz"):
             transitions = _npz(Path(text))
         else:
             raise ValueError(
                 f"unknown demonstration source {text!r}: use 'scripted:<env id>?episodes=N' "
-                f"(scripted experts: {sorted(EXPERTS)}) or a path to an .npz file."
+                f"(scripted experts: {sorted(EXPERTS)}), 'minari:<dataset id>', 'robomimic:<file.hdf5>' "
+                "or a path to an .npz file."
             )
     if env is not None:
         transitions.validate(env.observation_space, env.action_space)
@@ -46,6 +55,18 @@ def _scripted(text: str, **options: Any) -> Transitions:
         raise ValueError(f"no scripted expert for {env_id!r}; available: {sorted(EXPERTS)}.")
     episodes, seed = int(params.get("episodes", 5)), int(params.get("seed", 1000))
     return collect_demonstrations(gym.make(env_id), EXPERTS[env_id], episodes, seed=seed, source=text)
+
+
+def _robomimic(text: str, **options: Any) -> Transitions:
+    from sb3_expo.datasets.robomimic import load_robomimic
+
+    path, _, query = text.partition("?")
+    params: dict[str, Any] = {**dict(parse_qsl(query)), **options}
+    if "n_demos" in params:
+        params["n_demos"] = int(params["n_demos"])
+    if isinstance(params.get("obs_keys"), str):
+        params["obs_keys"] = tuple(params["obs_keys"].split(","))
+    return load_robomimic(path, **params)
 
 
 def _npz(path: Path) -> Transitions:
