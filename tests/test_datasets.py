@@ -15,6 +15,7 @@ from sb3_expo.datasets.robomimic import robomimic_env_meta
 
 from .conftest import SMALL
 
+
 class DictPendulum(gym.ObservationWrapper):
     """Pendulum with Dict observations {'angle': cos/sin, 'velocity'} to exercise flattening."""
 
