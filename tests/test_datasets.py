@@ -161,3 +161,46 @@ def test_npz_arrays_and_unknown_sources(tmp_path):
         load_demonstrations(str(tmp_path / "partial.npz"))
     with pytest.raises(ValueError, match="unknown demonstration source 'ftp://x'"):
         load_demonstrations("ftp://x")
+
+
+def test_offline_to_online_on_pointmaze_with_generated_demonstrations(minari_root, tmp_path):
+    """generate -> minari dataset -> pretrain (imitation) -> evaluate -> learn, with success from the maze's goal."""
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    from sb3_expo.datasets.generate import generate
+    from sb3_expo.datasets.pointmaze import make_pointmaze
+
+    assert generate("pointmaze-umaze", episodes=10) == "sb3-expo/pointmaze-umaze-v0"
+    env = make_pointmaze("PointMaze_UMaze-v3")
+    model = EXPO(
+        "MultiInputPolicy",
+        env,
+        demonstrations="minari:sb3-expo/pointmaze-umaze-v0",
+        learning_starts=0,
+        batch_size=64,
+        gradient_steps=2,
+        n_base_samples=4,
+        n_edit_samples=4,
+        ema_tau=0.01,
+        seed=0,
+        policy_kwargs=dict(net_arch=[64, 64], n_critics=4, denoiser_width=64, denoiser_blocks=2),
+    )
+
+    def success_rate(n=10):
+        eval_env, wins = make_pointmaze("PointMaze_UMaze-v3"), 0
+        for i in range(n):
+            obs, _ = eval_env.reset(seed=1000 + i)
+            done = False
+            while not done:
+                obs, _, terminated, truncated, info = eval_env.step(model.predict(obs)[0])
+                done = terminated or truncated
+            wins += info["is_success"]
+        return wins / n
+
+    before = success_rate()
+    model.pretrain(1000, log_interval=10**6)
+    pretrained = success_rate()
+    assert before <= 0.3 and pretrained >= 0.6  # imitation of 10 scripted demonstrations already solves most mazes
+    callback = EvalCallback(make_pointmaze("PointMaze_UMaze-v3"), n_eval_episodes=3, eval_freq=150, log_path=str(tmp_path))
+    model.learn(300, callback=callback)
+    assert np.load(tmp_path / "evaluations.npz")["successes"].shape == (2, 3)

@@ -280,3 +280,17 @@ def test_trains_and_acts_on_cuda(pendulum_demos):
     assert model.replay_buffer.sample(8).actions.device.type == "cuda"
     action, _ = model.predict(np.zeros(3, np.float32))
     assert action.shape == (1,)
+
+
+def test_warm_start_fine_tunes_without_the_dataset(mc_demos):
+    """Paper 5.5: after pretraining, drop the demonstrations and start from episodes of the pretrained policy."""
+    env = gym.make("MountainCarContinuous-v0", max_episode_steps=40)
+    model = make(env, demonstrations=mc_demos, learning_starts=0)
+    model.pretrain(20)
+    model.warm_start(3)
+    assert model.replay_buffer.n_demos == 0 and model.demo_ratio == 0.0
+    assert model.replay_buffer.pos == 3 * 40 and model.replay_buffer.timeouts[:120].sum() == 3  # 3 truncated episodes
+    batch = model.replay_buffer.sample(32)
+    assert batch.observations.shape == (32, 2)
+    model.learn(30, reset_num_timesteps=False)
+    assert model.num_timesteps == 150

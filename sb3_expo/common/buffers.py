@@ -53,6 +53,12 @@ class _DemoMixin:
         self.demo_rewards = demonstrations.rewards.astype(np.float32).reshape(-1, 1)
         self.demo_dones = demonstrations.terminations.astype(np.float32).reshape(-1, 1)
 
+    def drop_demonstrations(self) -> None:
+        """Forget the demonstrations; every batch is online data from now on."""
+        self.n_demos, self.demo_ratio = 0, 0.0
+        for name in ("observations", "next_observations", "actions", "rewards", "dones"):
+            self.__dict__.pop(f"demo_{name}", None)
+
     def n_demo_samples(self, batch_size: int) -> int:
         return round(batch_size * self.demo_ratio) if self.n_demos else 0
 

@@ -35,28 +35,60 @@ EXPERTS: dict[str, Expert] = {
 }
 
 
-def collect_demonstrations(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 0, source: str = "") -> Transitions:
-    """Roll out `expert` for n episodes; returns the transitions and records each episode's success."""
-    columns: dict[str, list] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminations", "truncations")}
-    successes = []
+def rollout_episodes(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 0) -> tuple[list[dict], list[bool]]:
+    """Roll out `expert` for n episodes: per episode T + 1 observations (arrays or dicts of arrays), T actions,
+    rewards, terminations, truncations; and whether each succeeded (info['is_success'], else termination)."""
+    episodes, successes = [], []
     for episode in range(n_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        done = False
+        if hasattr(expert, "reset"):
+            expert.reset()
+        obs, info = env.reset(seed=seed + episode)
+        steps: dict[str, list] = {k: [] for k in ("observations", "actions", "rewards", "terminations", "truncations")}
+        steps["observations"].append(obs)
+        done = terminated = False
         while not done:
             action = expert(obs)
-            next_obs, reward, terminated, truncated, info = env.step(action)
-            for key, value in zip(columns, (obs, action, reward, next_obs, terminated, truncated)):
-                columns[key].append(value)
-            obs, done = next_obs, terminated or truncated
+            obs, reward, terminated, truncated, info = env.step(action)
+            for key, value in zip(list(steps)[1:], (action, reward, terminated, truncated)):
+                steps[key].append(value)
+            steps["observations"].append(obs)
+            done = terminated or truncated
+        observations = steps.pop("observations")
+        if isinstance(observations[0], dict):
+            stacked = {k: np.array([o[k] for o in observations]) for k in observations[0]}
+        else:
+            stacked = np.array(observations)
+        episodes.append({"observations": stacked, **{k: np.array(v) for k, v in steps.items()}})
         successes.append(bool(info.get("is_success", terminated)))
-    transitions = Transitions(
-        np.array(columns["obs"]),
-        np.array(columns["actions"]),
-        np.array(columns["rewards"]),
-        np.array(columns["next_obs"]),
-        np.array(columns["terminations"]),
-        np.array(columns["truncations"]),
-        source=source or f"{n_episodes} scripted {env.spec.id if env.spec else 'env'} episodes",
+    return episodes, successes
+
+
+def episodes_to_transitions(episodes: list[dict], source: str) -> Transitions:
+    def obs(index: slice) -> np.ndarray | dict[str, np.ndarray]:
+        first = episodes[0]["observations"]
+        if isinstance(first, dict):
+            return {k: np.concatenate([e["observations"][k][index] for e in episodes]) for k in first}
+        return np.concatenate([e["observations"][index] for e in episodes])
+
+    def column(key: str) -> np.ndarray:
+        return np.concatenate([e[key] for e in episodes])
+
+    return Transitions(
+        obs(slice(0, -1)),
+        column("actions"),
+        column("rewards"),
+        obs(slice(1, None)),
+        column("terminations"),
+        column("truncations"),
+        source=source,
+    )
+
+
+def collect_demonstrations(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 0, source: str = "") -> Transitions:
+    """Roll out `expert` for n episodes as Transitions; `success_rate` records how often the expert succeeded."""
+    episodes, successes = rollout_episodes(env, expert, n_episodes, seed)
+    transitions = episodes_to_transitions(
+        episodes, source or f"{n_episodes} scripted {env.spec.id if env.spec else 'env'} episodes"
     )
     transitions.success_rate = float(np.mean(successes))  # type: ignore[attr-defined]
     return transitions

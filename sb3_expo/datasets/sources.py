@@ -21,8 +21,14 @@ from sb3_expo.common.transitions import Transitions
 from sb3_expo.datasets.experts import EXPERTS, collect_demonstrations
 
 
-def load_demonstrations(source: str | Path | Transitions, env: gym.Env | None = None, **options: Any) -> Transitions:
-    """Resolve `source` to Transitions; validated against `env`'s spaces when an env is given."""
+def load_demonstrations(
+    source: str | Path | Transitions, env: gym.Env | None = None, observation_space: gym.Space | None = None, **options: Any
+) -> Transitions:
+    """Resolve `source` to Transitions; validated against `env`'s spaces when an env is given.
+
+    Dict observations stay dicts when the env (or observation_space) has Dict observations, else are flattened.
+    """
+    observation_space = observation_space or (env.observation_space if env is not None else None)
     if isinstance(source, Transitions):
         transitions = source
     else:
@@ -32,6 +38,7 @@ def load_demonstrations(source: str | Path | Transitions, env: gym.Env | None = 
         elif text.startswith("minari:"):
             from sb3_expo.datasets.minari import load_minari
 
+            options.setdefault("flatten", not isinstance(observation_space, gym.spaces.Dict))
             transitions = load_minari(text.removeprefix("minari:"), **options)
         elif text.startswith("robomimic:"):
             transitions = _robomimic(text.removeprefix("robomimic:"), **options)

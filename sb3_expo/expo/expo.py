@@ -199,7 +199,7 @@ class EXPO(OffPolicyAlgorithm):
                 device=self.device,
                 n_envs=self.n_envs,
                 optimize_memory_usage=self.optimize_memory_usage,
-                demonstrations=None if demos is None else load_demonstrations(demos),
+                demonstrations=None if demos is None else load_demonstrations(demos, observation_space=self.observation_space),
                 demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
                 **self.replay_buffer_kwargs,
             )
@@ -425,6 +425,29 @@ class EXPO(OffPolicyAlgorithm):
                 self.logger.record("pretrain/base_learning_rate", self.base.optimizer.param_groups[0]["lr"])
                 self.logger.dump(step=self._n_base_updates)
                 losses = []
+        return self
+
+    def warm_start(self: SelfEXPO, n_episodes: int) -> SelfEXPO:
+        """Fine-tuning without the dataset (paper section 5.5): drop the demonstrations and fill the buffer with
+        n_episodes of the current (pretrained) policy; learn() then trains on online data only (demo_ratio 0).
+
+        These steps are not counted in num_timesteps unless learn(reset_num_timesteps=False) follows.
+        """
+        buffer = self.replay_buffer
+        if hasattr(buffer, "drop_demonstrations"):
+            buffer.drop_demonstrations()
+        self.demonstrations, self.demo_ratio, self._demos_missing = None, 0.0, False
+        self._last_obs = self.env.reset()  # type: ignore[union-attr]
+        if self._vec_normalize_env is not None:
+            self._last_original_obs = self._vec_normalize_env.get_original_obs()
+        self.policy.set_training_mode(False)
+        finished = 0
+        while finished < n_episodes:
+            actions, buffer_actions = self._sample_action(0, None, self.n_envs)
+            new_obs, rewards, dones, infos = self.env.step(actions)  # type: ignore[union-attr]
+            self.num_timesteps += self.n_envs
+            self._store_transition(buffer, buffer_actions, new_obs, rewards, dones, infos)  # type: ignore[arg-type]
+            finished += int(dones.sum())
         return self
 
     # ------------------------------------------------------------------ SB3 plumbing
