@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: takes the local CPU wheel instead of pulling a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[test,bench]"
+	# robosuite without its mink pin (mink forces numpy<2; only an optional humanoid controller needs it)
+	$(PY) -m pip install --quiet --no-deps robosuite==1.5.2
 	touch $(STAMP)
 
 install: $(STAMP)

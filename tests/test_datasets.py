@@ -204,3 +204,19 @@ def test_offline_to_online_on_pointmaze_with_generated_demonstrations(minari_roo
     callback = EvalCallback(make_pointmaze("PointMaze_UMaze-v3"), n_eval_episodes=3, eval_freq=150, log_path=str(tmp_path))
     model.learn(300, callback=callback)
     assert np.load(tmp_path / "evaluations.npz")["successes"].shape == (2, 3)
+
+
+def test_lift_generator_writes_a_robomimic_file_that_loads_and_rebuilds_its_env(tmp_path):
+    pytest.importorskip("robosuite", reason="robosuite is in the [robomimic] extra (installed by make test)")
+    from sb3_expo.datasets.generate import generate
+    from sb3_expo.datasets.robosuite_tasks import robomimic_env
+
+    path = tmp_path / "lift.hdf5"
+    generate("lift", episodes=2, out=path)
+    demos = load_demonstrations(f"robomimic:{path}")
+    assert demos.observations.shape[1] == 19 and demos.terminations.sum() == 2  # both scripted lifts succeed
+    env = robomimic_env(str(path))
+    demos.validate(env.observation_space, env.action_space)
+    model = EXPO("MlpPolicy", env, demonstrations=f"robomimic:{path}?n_demos=1", seed=0, **SMALL)
+    model.learn(25)
+    assert model.replay_buffer.n_demos < len(demos)

@@ -2,6 +2,7 @@
 
     python -m sb3_expo.datasets.generate pointmaze-umaze --episodes 10        # minari dataset sb3-expo/pointmaze-umaze-v0
     python -m sb3_expo.datasets.generate mountaincar --episodes 5 --out mc.npz
+    python -m sb3_expo.datasets.generate lift --episodes 10 --out lift.hdf5     # robomimic file (needs robosuite)
 
 minari datasets go to MINARI_DATASETS_PATH (default ~/.minari/datasets) and are named in YAML files as
 'minari:sb3-expo/<task>-v0'; --out FILE.npz writes plain arrays instead. Prints the expert's success rate.
@@ -29,11 +30,19 @@ def _pointmaze(env_id: str) -> Callable[[], tuple[gym.Env, Expert]]:
     return make
 
 
+def _lift() -> tuple[gym.Env, Expert]:
+    from sb3_expo.datasets.robosuite_tasks import LiftExpert, RobosuiteEnv
+
+    env = RobosuiteEnv("Lift")
+    return env, LiftExpert(env)
+
+
 TASKS: dict[str, Callable[[], tuple[gym.Env, Expert]]] = {
     "mountaincar": lambda: (gym.make("MountainCarContinuous-v0"), mountain_car_expert),
     "pendulum": lambda: (gym.make("Pendulum-v1"), pendulum_expert),
     "pointmaze-umaze": _pointmaze("PointMaze_UMaze-v3"),
     "pointmaze-medium": _pointmaze("PointMaze_Medium-v3"),
+    "lift": _lift,
 }
 
 
@@ -45,6 +54,13 @@ def generate(task: str, episodes: int, seed: int = 0, out: Path | None = None, d
         f"{task}: {episodes} episodes, {sum(len(e['rewards']) for e in recorded)} steps, "
         f"expert success {np.mean(successes):.0%}"
     )
+    if task == "lift":
+        from sb3_expo.datasets.robosuite_tasks import write_robomimic
+
+        if out is None or not str(out).endswith(".hdf5"):
+            raise ValueError("lift writes a robomimic file: give --out FILE.hdf5")
+        write_robomimic(str(out), env, recorded)  # type: ignore[arg-type]
+        return str(out)
     if out is not None and str(out).endswith(".npz"):
         t = episodes_to_transitions(recorded, str(out))
         if isinstance(t.observations, dict):

@@ -33,8 +33,10 @@ def register() -> None:
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
 
     from sb3_expo import EXPO
+    from sb3_expo.datasets.robosuite_tasks import register_envs
     from sb3_expo.zoo.tuning import convert_expo_params, sample_expo_params
 
+    register_envs()  # RobomimicLift-v0, ... (robosuite is imported only when one is made)
     utils.ALGOS["expo"] = EXPO
     hyperparams_opt.HYPERPARAMS_SAMPLER["expo"] = sample_expo_params
     hyperparams_opt.HYPERPARAMS_CONVERTER["expo"] = convert_expo_params
