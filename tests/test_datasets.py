@@ -94,8 +94,10 @@ def test_minari_dict_observations_flattened_in_key_order_or_kept(minari_root):
 
 
 def test_missing_minari_dataset_says_where_it_looked_and_how_to_make_one(minari_root):
-    with pytest.raises(FileNotFoundError, match=r"not on this machine: looked in .*minari.*MINARI_DATASETS_PATH=.*generate"):
-        load_demonstrations("minari:sb3-expo/never-made-v0")
+    with pytest.raises(
+        FileNotFoundError, match=r"not on this machine: looked in .*minari.*MINARI_DATASETS_PATH=.*generate pointmaze-umaze\)"
+    ):
+        load_demonstrations("minari:sb3-expo/pointmaze-umaze-v0")
 
 
 def _write_robomimic(path, n_demos=3, steps=5, keys=("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object")):
@@ -220,3 +222,37 @@ def test_lift_generator_writes_a_robomimic_file_that_loads_and_rebuilds_its_env(
     model = EXPO("MlpPolicy", env, demonstrations=f"robomimic:{path}?n_demos=1", seed=0, **SMALL)
     model.learn(25)
     assert model.replay_buffer.n_demos < len(demos)
+
+
+def test_reward_wrappers_apply_alike_to_online_data_and_demonstrations():
+    from sb3_expo.common.wrappers import BinarySuccessReward, RewardShift, SuccessInfo
+
+    class Goal(gym.Wrapper):  # succeeds on the third step, like a maze goal
+        def reset(self, **kwargs):
+            self.t = 0
+            return self.env.reset(**kwargs)
+
+        def step(self, action):
+            self.t += 1
+            obs, _, term, trunc, info = self.env.step(action)
+            return obs, float(self.t == 3), term, trunc, {**info, "success": self.t == 3}
+
+    shifted = RewardShift(SuccessInfo(Goal(gym.make("Pendulum-v1"))), shift=-1.0)
+    shifted.reset(seed=0)
+    steps = [shifted.step(np.zeros(1, np.float32)) for _ in range(3)]
+    assert [s[1] for s in steps] == [-1.0, -1.0, 0.0]  # AntMaze's r - 1: sparse 0/1 becomes -1/0
+    assert steps[-1][2] and steps[-1][4]["is_success"] and not steps[0][2]  # success terminates
+    demos = shifted.transform(load_demonstrations("scripted:Pendulum-v1?episodes=1"))
+    assert demos.rewards.max() < -1.0 + 1e-6 or demos.rewards.min() < -1.0  # shifted by the same -1
+    binary = BinarySuccessReward(Goal(gym.make("Pendulum-v1")))
+    binary.reset(seed=0)
+    assert [binary.step(np.zeros(1, np.float32))[1] for _ in range(3)] == [-1.0, -1.0, 0.0]  # Adroit: success - 1
+
+
+def test_minari_recovers_the_recording_env(minari_root):
+    from sb3_expo.datasets.minari import minari_env
+
+    env = gym.make("Pendulum-v1", max_episode_steps=10)
+    minari.create_dataset_from_buffers("sb3-expo/recover-v0", _episodes(env, 1, 10), env=env)
+    recovered = minari_env("sb3-expo/recover-v0")
+    assert recovered.spec.id == "Pendulum-v1" and recovered.observation_space == env.observation_space

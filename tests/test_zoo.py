@@ -300,6 +300,28 @@ def test_device_cuda_without_a_gpu_warns_instead_of_falling_back_silently(tmp_pa
     assert "device='cuda' was asked for but CUDA is not available" in out.stderr
 
 
+def test_pointmaze_entry_trains_on_generated_demonstrations(tmp_path):
+    env = {**ENV, "MINARI_DATASETS_PATH": str(tmp_path / "minari")}
+    run([BIN / "python", "-m", "sb3_expo.datasets.generate", "pointmaze-umaze", "--episodes", "3"], tmp_path, env=env)
+    zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "PointMaze_UMaze-v3",
+        "-n",
+        80,
+        "-f",
+        "logs",
+        "-params",
+        "learning_starts:40",
+        cwd=tmp_path,
+        env=env,
+    )
+    saved = dict(yaml.unsafe_load((tmp_path / "logs/expo/PointMaze_UMaze-v3_1/PointMaze_UMaze-v3/config.yml").read_text()))
+    assert saved["demonstrations"] == "minari:sb3-expo/pointmaze-umaze-v0"
+
+
 def test_yaml_typo_and_unknown_env_give_the_zoos_usual_errors(tmp_path):
     typo = expo_train("-n", 50, "-params", "edit_bta:0.1", cwd=tmp_path, check=False)
     assert typo.returncode != 0 and "unexpected keyword argument 'edit_bta'" in typo.stderr
@@ -307,7 +329,17 @@ def test_yaml_typo_and_unknown_env_give_the_zoos_usual_errors(tmp_path):
     assert unknown.returncode != 0 and "NoSuchEnv-v0 not found in gym registry" in unknown.stderr
 
 
-ZOO_KEYS = {"policy", "n_timesteps", "env_wrapper", "normalize", "n_envs", "frame_stack", "callback", "vec_env_wrapper"}
+ZOO_KEYS = {
+    "policy",
+    "n_timesteps",
+    "env_wrapper",
+    "env_kwargs",
+    "normalize",
+    "n_envs",
+    "frame_stack",
+    "callback",
+    "vec_env_wrapper",
+}
 
 
 def test_every_yaml_entry_names_real_expo_arguments_and_a_demonstration_source():

@@ -25,11 +25,16 @@ def open_minari(source: str | Path):
         return minari.load_dataset(str(source), download=False)
     except FileNotFoundError:
         where = get_dataset_path(str(source))
+        task = str(source).removeprefix("sb3-expo/").rsplit("-v", 1)[0]
+        command = (
+            f"python -m sb3_expo.datasets.generate {task}"
+            if str(source).startswith("sb3-expo/")
+            else ("python -m sb3_expo.datasets.generate --help")
+        )
         raise FileNotFoundError(
             f"minari dataset {str(source)!r} is not on this machine: looked in {where} "
             f"(MINARI_DATASETS_PATH={os.environ.get('MINARI_DATASETS_PATH', 'unset, so ~/.minari/datasets')}). "
-            "Nothing is downloaded at run time: generate a local one (python -m sb3_expo.datasets.generate --help) "
-            "or copy the dataset folder there."
+            f"Nothing is downloaded at run time: generate a local one ({command}) or copy the dataset folder there."
         ) from None
 
 

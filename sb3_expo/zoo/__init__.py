@@ -37,6 +37,13 @@ def register() -> None:
     from sb3_expo.zoo.tuning import convert_expo_params, sample_expo_params
 
     register_envs()  # RobomimicLift-v0, ... (robosuite is imported only when one is made)
+    try:  # PointMaze, AntMaze, Adroit ids, when gymnasium-robotics is installed
+        import gymnasium
+        import gymnasium_robotics
+
+        gymnasium.register_envs(gymnasium_robotics)
+    except ImportError:
+        pass
     utils.ALGOS["expo"] = EXPO
     hyperparams_opt.HYPERPARAMS_SAMPLER["expo"] = sample_expo_params
     hyperparams_opt.HYPERPARAMS_CONVERTER["expo"] = convert_expo_params
