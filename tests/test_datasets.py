@@ -256,3 +256,13 @@ def test_minari_recovers_the_recording_env(minari_root):
     minari.create_dataset_from_buffers("sb3-expo/recover-v0", _episodes(env, 1, 10), env=env)
     recovered = minari_env("sb3-expo/recover-v0")
     assert recovered.spec.id == "Pendulum-v1" and recovered.observation_space == env.observation_space
+
+
+def test_minari_by_path_and_reward_shift_option(minari_root):
+    env = gym.make("Pendulum-v1", max_episode_steps=10)
+    minari.create_dataset_from_buffers("sb3-expo/by-path-v0", _episodes(env, 2, 10), env=env)
+    by_id = load_demonstrations("minari:sb3-expo/by-path-v0")
+    by_path = load_demonstrations(f"minari:{minari_root / 'sb3-expo/by-path-v0'}")
+    np.testing.assert_array_equal(by_id.observations, by_path.observations)
+    shifted = load_demonstrations("minari:sb3-expo/by-path-v0?reward_shift=-1")
+    np.testing.assert_allclose(shifted.rewards, by_id.rewards - 1.0, rtol=1e-6)

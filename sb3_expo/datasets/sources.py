@@ -6,6 +6,9 @@ A source is a Transitions object (returned as is), or a string a zoo YAML file c
 - ``minari:<dataset id or path>``: a local minari dataset (never downloaded), Dict observations flattened;
 - ``robomimic:<file.hdf5>[?n_demos=N&filter_key=K&obs_keys=a,b]``: a robomimic low-dim HDF5 file;
 - ``<path>.npz``: arrays observations, actions, rewards, next_observations, terminals[, timeouts] (D4RL-style).
+
+Any source takes ``?reward_shift=X`` (or the keyword), added to every demonstration reward: the same transform
+the env's RewardShift wrapper applies online (the reference's AntMaze r - 1).
 """
 
 from __future__ import annotations
@@ -29,10 +32,15 @@ def load_demonstrations(
     Dict observations stay dicts when the env (or observation_space) has Dict observations, else are flattened.
     """
     observation_space = observation_space or (env.observation_space if env is not None else None)
+    reward_shift = float(options.pop("reward_shift", 0.0))
     if isinstance(source, Transitions):
         transitions = source
     else:
-        text = str(source)
+        text, _, query = str(source).partition("?")
+        params = dict(parse_qsl(query))
+        reward_shift += float(params.pop("reward_shift", 0.0))
+        if params:
+            text = f"{text}?{'&'.join(f'{k}={v}' for k, v in params.items())}"
         if text.startswith("scripted:"):
             transitions = _scripted(text, **options)
         elif text.startswith("minari:"):
@@ -50,6 +58,8 @@ def load_demonstrations(
                 f"(scripted experts: {sorted(EXPERTS)}), 'minari:<dataset id>', 'robomimic:<file.hdf5>' "
                 "or a path to an .npz file."
             )
+    if reward_shift:
+        transitions.rewards = (transitions.rewards + reward_shift).astype(np.float32)
     if env is not None:
         transitions.validate(env.observation_space, env.action_space)
     return transitions
