@@ -45,14 +45,18 @@ def denoiser_flops_per_row_step(width: int = 256, blocks: int = 3) -> float:
     return 2.0 * (blocks * 2 * width * 4 * width + ACT_DIM * width + width * ACT_DIM)
 
 
-def matmul_peak(dtype: th.dtype) -> float:
+def matmul_peak(dtype: th.dtype, rounds: int = 7) -> float:
+    """Best of several rounds: a shared VM's momentary slowdowns must not lower the reference rate."""
     a, b = th.randn(4096, 256, dtype=dtype), th.randn(256, 1024, dtype=dtype)
     for _ in range(3):
         a @ b
-    start, n = time.perf_counter(), 30
-    for _ in range(n):
-        a @ b
-    return 2 * 4096 * 256 * 1024 * n / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(rounds):
+        start, n = time.perf_counter(), 20
+        for _ in range(n):
+            a @ b
+        best = max(best, 2 * 4096 * 256 * 1024 * n / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
@@ -144,7 +148,7 @@ def main() -> None:
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
-    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)
+    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, reps=1 if args.quick else 2)
     rows = []
     for path, bf16 in [("reference", False), ("fast", False), ("fast", True)]:
@@ -159,6 +163,7 @@ def main() -> None:
                 flush=True,
             )
 
+    peak32, peak16 = max(peak32, matmul_peak(th.float32)), max(peak16, matmul_peak(th.bfloat16))
     lines = [
         f"Machine: {th.get_num_threads()} threads, torch {th.__version__}; measured matmul rate fp32 {peak32:.0f} GFLOP/s, "
         f"bf16 {peak16:.0f} GFLOP/s (4096x256 @ 256x1024).",
