@@ -12,6 +12,7 @@ from gymnasium import spaces
 from sb3_expo import EXPO
 from sb3_expo.datasets import load_demonstrations
 from sb3_expo.datasets.robomimic import robomimic_env_meta
+from sb3_expo.demo import CPU_CONFIG
 
 from .conftest import SMALL
 
@@ -177,14 +178,9 @@ def test_offline_to_online_on_pointmaze_with_generated_demonstrations(minari_roo
         "MultiInputPolicy",
         env,
         demonstrations="minari:sb3-expo/pointmaze-umaze-v0",
-        learning_starts=0,
-        batch_size=64,
-        gradient_steps=2,
-        n_base_samples=4,
-        n_edit_samples=4,
         ema_tau=0.01,
         seed=0,
-        policy_kwargs=dict(net_arch=[64, 64], n_critics=4, denoiser_width=64, denoiser_blocks=2),
+        **{**CPU_CONFIG, "learning_starts": 0},
     )
 
     def success_rate(n=10):
