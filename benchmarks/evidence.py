@@ -97,7 +97,9 @@ def demonstrations(task: str, n_episodes: int, seed: int = 1000):
     from sb3_expo.datasets.experts import collect_demonstrations
 
     env = make_env(task)
-    return collect_demonstrations(env, make_expert(task, env), n_episodes, seed, source=f"{n_episodes} scripted {task} episodes")
+    return collect_demonstrations(
+        env, make_expert(task, env), n_episodes, seed, source=f"{n_episodes} scripted {task} episodes"
+    )
 
 
 def success_rate(model, envs: list[gym.Env], seed: int, deterministic: bool) -> float:
@@ -169,7 +171,10 @@ def execute(run: Run, config: dict) -> dict:
         train_time += time.perf_counter() - t0
         steps.append(model.num_timesteps)
         success.append(success_rate(model, eval_envs, 10_000, deterministic))
-        print(f"{run.task} | {run.method} | seed {run.seed} | demos {run.n_demos}: step {steps[-1]} success {success[-1]:.0%}", flush=True)
+        print(
+            f"{run.task} | {run.method} | seed {run.seed} | demos {run.n_demos}: step {steps[-1]} success {success[-1]:.0%}",
+            flush=True,
+        )
     record = dict(
         **{k: getattr(run, k) for k in ("scale", "task", "method", "seed", "n_demos")},
         steps=steps,
@@ -299,9 +304,12 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
     if elapsed is not None:
         lines += [f"Wall time of this invocation: {elapsed / 60:.0f} min."]
     lines += ["Command: `python benchmarks/evidence.py " + suite + (f" --scale {scale}" if scale != "cpu" else "") + "`", ""]
-    lines += ["Success: IQM over seeds of the success rate over evaluation episodes, 95% stratified-bootstrap CI (rliable).",
-              "Steps to 80%: mean over seeds of the first evaluation at >= 80% success, 95% bootstrap CI; a run that",
-              "never got there counts as budget + one evaluation interval (so `>=` marks a lower bound).", ""]
+    lines += [
+        "Success: IQM over seeds of the success rate over evaluation episodes, 95% stratified-bootstrap CI (rliable).",
+        "Steps to 80%: mean over seeds of the first evaluation at >= 80% success, 95% bootstrap CI; a run that",
+        "never got there counts as budget + one evaluation interval (so `>=` marks a lower bound).",
+        "",
+    ]
     for task in tasks:
         task_cfg = config["tasks"][task]
         if suite == "main":
@@ -325,10 +333,14 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
         lines += [
             f"Budget {task_cfg['steps']:,} env steps, evaluation every {task_cfg['eval_every']:,} steps on "
             f"{config['eval_episodes']} held-out episodes. Demonstrations: "
-            + (f"{first['demos']} scripted episodes ({first['demo_transitions']} transitions, expert success "
-               f"{first['expert_success']:.0%})." if suite == "main" else f"{', '.join(str(n) for n in config['ablation_demos'])} scripted episodes."),
+            + (
+                f"{first['demos']} scripted episodes ({first['demo_transitions']} transitions, expert success "
+                f"{first['expert_success']:.0%})."
+                if suite == "main"
+                else f"{', '.join(str(n) for n in config['ablation_demos'])} scripted episodes."
+            ),
             "",
-            f"| {label} | seeds reaching 80% | steps to 80% [95% CI] | final success, IQM [95% CI] | eval | wall time per run |",
+            f"| {label} | seeds reaching 80% | steps to 80% [95% CI] | final success, IQM [95% CI] | eval | wall per run |",
             "|---|---|---|---|---|---|",
         ]
         for row in rows:
@@ -393,9 +405,14 @@ def main() -> None:
             futures = {pool.submit(execute, run, config): run for run in todo}
             for future in as_completed(futures):
                 record = future.result()
-                print(f"done: {record['task']} | {record['method']} | seed {record['seed']} | "
-                      f"final {record['success'][-1]:.0%} | {record['wall_seconds']:.0f} s", flush=True)
-    print(report(args.suite, args.scale, config, tasks, time.perf_counter() - start if todo and not args.report_only else None))
+                print(
+                    f"done: {record['task']} | {record['method']} | seed {record['seed']} | "
+                    f"final {record['success'][-1]:.0%} | {record['wall_seconds']:.0f} s",
+                    flush=True,
+                )
+    print(
+        report(args.suite, args.scale, config, tasks, time.perf_counter() - start if todo and not args.report_only else None)
+    )
 
 
 if __name__ == "__main__":

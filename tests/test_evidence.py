@@ -53,8 +53,16 @@ def test_a_small_suite_runs_resumes_and_writes_table_and_plot(tmp_path, monkeypa
 
 def record(method, successes, every=500):
     return dict(
-        task="T", method=method, seed=0, n_demos=5, steps=[i * every for i in range(len(successes))], success=successes,
-        wall_seconds=1.0, demo_transitions=100, expert_success=1.0, deterministic_eval=method != "EXPO",
+        task="T",
+        method=method,
+        seed=0,
+        n_demos=5,
+        steps=[i * every for i in range(len(successes))],
+        success=successes,
+        wall_seconds=1.0,
+        demo_transitions=100,
+        expert_success=1.0,
+        deterministic_eval=method != "EXPO",
     )
 
 
@@ -69,14 +77,18 @@ def test_steps_to_80_and_the_target_verdict():
     assert evidence.steps_to_threshold(slow[2]) == float("inf")
     rows, _ = evidence.summarise({"EXPO": fast, "SAC + demos (RLPD-style)": slow}, budget=3000, every=500)
     by = {r["method"]: r for r in rows}
-    assert by["EXPO"]["to80"][0] == 500 and by["SAC + demos (RLPD-style)"]["to80"][0] == pytest.approx((2000 + 2500 + 3500) / 3)
+    assert by["EXPO"]["to80"][0] == 500 and by["SAC + demos (RLPD-style)"]["to80"][0] == pytest.approx(
+        (2000 + 2500 + 3500) / 3
+    )
     assert by["SAC + demos (RLPD-style)"]["censored"] and by["SAC + demos (RLPD-style)"]["reached"] == 2
     assert "target MET" in evidence.verdict(rows)
     close = [record("CrossQ + demos", [0, 0.2, 0.9, 1, 1, 1, 1])] * 3  # 1000 steps: EXPO is only 2x faster, CIs apart
     rows, _ = evidence.summarise({"EXPO": fast, "CrossQ + demos": close}, budget=3000, every=500)
     assert "target MET" in evidence.verdict(rows)
-    mixed = fast[:2] + [record("EXPO", [0, 0, 0, 0, 0, 0.9, 1])]  # one slow EXPO seed: CIs overlap
+    mixed = [*fast[:2], record("EXPO", [0, 0, 0, 0, 0, 0.9, 1])]  # one slow EXPO seed: CIs overlap
     rows, _ = evidence.summarise({"EXPO": mixed, "CrossQ + demos": close}, budget=3000, every=500)
     assert "target NOT met" in evidence.verdict(rows)
     iqm, low, high = {r["method"]: r for r in rows}["EXPO"]["curve"]
-    assert np.all(low <= iqm + 1e-9) and np.all(iqm <= high + 1e-9) and iqm[1] == pytest.approx(0.6)  # 3 seeds: nothing to trim, the IQM is the mean
+    assert (
+        np.all(low <= iqm + 1e-9) and np.all(iqm <= high + 1e-9) and iqm[1] == pytest.approx(0.6)
+    )  # 3 seeds: nothing to trim, the IQM is the mean
