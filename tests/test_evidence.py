@@ -92,3 +92,7 @@ def test_steps_to_80_and_the_target_verdict():
     assert (
         np.all(low <= iqm + 1e-9) and np.all(iqm <= high + 1e-9) and iqm[1] == pytest.approx(0.6)
     )  # 3 seeds: nothing to trim, the IQM is the mean
+    never = [record("EXPO", [0, 0.5, 0.6, 0.7, 0.7, 0.7, 0.7])] * 3
+    rows, _ = evidence.summarise({"EXPO": never, "CrossQ + demos": [record("CrossQ + demos", [0] * 7)] * 3}, 3000, 500)
+    assert "undecided" in evidence.verdict(rows)
+    assert {r["method"]: r for r in rows}["EXPO"]["area"][0] == pytest.approx(3.9 / 7)  # mean success over the run
