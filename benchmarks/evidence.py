@@ -370,8 +370,13 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
 # ---------------------------------------------------------------- command line
 
 
+def load_block() -> dict:
+    """The `evidence` block of hyperparams/expo.yml: one configuration per scale."""
+    return yaml.safe_load((ROOT / "hyperparams" / "expo.yml").read_text())["evidence"]
+
+
 def load_config(scale: str) -> dict:
-    return yaml.safe_load((ROOT / "hyperparams" / "expo.yml").read_text())["evidence"][scale]
+    return load_block()[scale]
 
 
 def plan(suite: str, scale: str, config: dict, tasks: list[str], seeds: list[int]) -> list[Run]:
@@ -392,7 +397,7 @@ def plan(suite: str, scale: str, config: dict, tasks: list[str], seeds: list[int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["main", "ablations"])
-    parser.add_argument("--scale", choices=["cpu", "paper"], default="cpu")
+    parser.add_argument("--scale", choices=list(load_block()), default="cpu", help="a key of the yml block")
     parser.add_argument("--tasks", nargs="+", help="default: every task of the scale (ablations: MountainCar)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all")
     parser.add_argument("--seeds", type=int, help="number of seeds (default from the yml block)")

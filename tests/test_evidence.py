@@ -15,10 +15,10 @@ sys.modules["evidence"] = evidence
 spec.loader.exec_module(evidence)
 
 
-@pytest.mark.parametrize("scale", ["cpu", "paper"])
-def test_every_method_builds_on_every_cpu_task_with_the_same_batch_and_update_ratio(scale):
+@pytest.mark.parametrize("scale", list(evidence.load_block()))
+def test_every_method_builds_on_every_task_with_the_same_batch_and_update_ratio(scale):
     config = evidence.load_config(scale)
-    for task in evidence.load_config("cpu")["tasks"]:
+    for task in config["tasks"]:
         demos = evidence.demonstrations(task, 1)
         settings = set()
         for method, (_, _, with_demos, _) in evidence.METHODS.items():
