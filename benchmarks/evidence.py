@@ -1,7 +1,7 @@
 """Evidence suite: EXPO against Gaussian-policy baselines and its own ablations, on sparse-reward tasks.
 
     python benchmarks/evidence.py main                # all tasks x all methods, CPU scale (about 2 h on 2 cores)
-    python benchmarks/evidence.py ablations           # demonstration quantity on MountainCar (EXPO only)
+    python benchmarks/evidence.py ablations           # demonstration quantity (EXPO only; tasks in ablation_demos)
     python benchmarks/evidence.py main --tasks MountainCarContinuous-v0 --seeds 5 --workers 2
     python benchmarks/evidence.py main --scale paper  # the paper-scale configuration (for a GPU)
     python benchmarks/evidence.py main --report-only  # re-aggregate the runs already on disk
@@ -49,7 +49,6 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "SAC, no demos": ("sac", "sac", False, {}),
 }
 GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "CrossQ + demos")
-ABLATION_TASK = "MountainCarContinuous-v0"
 THRESHOLD = 0.8
 
 
@@ -327,7 +326,7 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
         else:
             group = {
                 f"EXPO, {n} demos": [r for r in runs if r["task"] == task and r["method"] == "EXPO" and r["n_demos"] == n]
-                for n in config["ablation_demos"]
+                for n in config["ablation_demos"][task]
             }
             label = "demonstrations"
         group = {k: v for k, v in group.items() if v}
@@ -343,7 +342,7 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
                 f"{first['demos']} scripted episodes ({first['demo_transitions']} transitions, expert success "
                 f"{first['expert_success']:.0%})."
                 if suite == "main"
-                else f"{', '.join(str(n) for n in config['ablation_demos'])} scripted episodes."
+                else f"{', '.join(str(n) for n in config['ablation_demos'][task])} scripted episodes."
             ),
             "",
             f"| {label} | seeds reaching 80% | steps to 80% [95% CI] | final success, IQM [95% CI] | "
@@ -385,7 +384,7 @@ def plan(suite: str, scale: str, config: dict, tasks: list[str], seeds: list[int
         if suite == "main":
             specs = [(m, config["tasks"][task]["demos"]) for m in METHODS]
         else:
-            specs = [("EXPO", n) for n in config["ablation_demos"]]
+            specs = [("EXPO", n) for n in config["ablation_demos"][task]]
         for method, n_demos in specs:
             for seed in seeds:
                 slug = method.lower().replace(" ", "_").replace(",", "").replace("(", "").replace(")", "").replace("+", "plus")
@@ -398,7 +397,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", choices=["main", "ablations"])
     parser.add_argument("--scale", choices=list(load_block()), default="cpu", help="a key of the yml block")
-    parser.add_argument("--tasks", nargs="+", help="default: every task of the scale (ablations: MountainCar)")
+    parser.add_argument("--tasks", nargs="+", help="default: every task of the scale (ablations: those in ablation_demos)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all")
     parser.add_argument("--seeds", type=int, help="number of seeds (default from the yml block)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
@@ -406,7 +405,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.scale)
-    tasks = args.tasks or (list(config["tasks"]) if args.suite == "main" else [ABLATION_TASK])
+    tasks = args.tasks or list(config["tasks"] if args.suite == "main" else config.get("ablation_demos", {}))
     seeds = list(range(args.seeds or config["seeds"]))
     runs = [r for r in plan(args.suite, args.scale, config, tasks, seeds) if not args.methods or r.method in args.methods]
     todo = [r for r in runs if not r.path.exists()]
