@@ -255,6 +255,10 @@ def summarise(group: dict[str, list[dict]], budget: int, every: int) -> tuple[li
     return rows, estimates
 
 
+def fmt_interval(estimate: tuple[float, float, float]) -> str:
+    return f"{estimate[0]:.0%} [{estimate[1]:.0%}, {estimate[2]:.0%}]"
+
+
 def fmt_steps(row: dict) -> str:
     mean, low, high = row["to80"]
     prefix = ">=" if row["censored"] else ""
@@ -308,6 +312,9 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
     lines += [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or platform.platform()})."]
     if elapsed is not None:
         lines += [f"Wall time of this invocation: {elapsed / 60:.0f} min."]
+    shown = [r for r in runs if r["task"] in tasks]
+    minutes = sum(r["wall_seconds"] for r in shown) / 60
+    lines += [f"Runs on disk for these tasks: {len(shown)}, {minutes:.0f} min of run time in all (workers run in parallel)."]
     lines += ["Command: `python benchmarks/evidence.py " + suite + (f" --scale {scale}" if scale != "cpu" else "") + "`", ""]
     lines += [
         "Success: IQM over seeds of the success rate over evaluation episodes, 95% stratified-bootstrap CI (rliable).",
@@ -315,6 +322,11 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
         "never got there counts as budget + one evaluation interval (so `>=` marks a lower bound).",
         "",
     ]
+    summary = [
+        "| task (budget, demos) | run | seeds at 80% | steps to 80% [95% CI] | final success | mean success over the run |",
+        "|---|---|---|---|---|---|",
+    ]
+    header = len(lines)
     for task in tasks:
         task_cfg = config["tasks"][task]
         if suite == "main":
@@ -334,6 +346,11 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
             continue
         rows, _ = summarise(group, task_cfg["steps"], task_cfg["eval_every"])
         first = rows[0]
+        for row in rows:
+            summary.append(
+                f"| {task} ({task_cfg['steps']:,}, {row['demos']}) | {row['method']} | {row['reached']}/{row['seeds']} | "
+                f"{fmt_steps(row)} | {row['final'][0]:.0%} | {fmt_interval(row['area'])} |"
+            )
         lines += [f"## {task}", ""]
         lines += [
             f"Budget {task_cfg['steps']:,} env steps, evaluation every {task_cfg['eval_every']:,} steps on "
@@ -361,6 +378,7 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
         png = out / f"{suite}_{task}.png"
         plot(task, rows, png, f"{task} ({suite})")
         lines += ["", verdict(rows) if suite == "main" else "", "", f"![{task}]({png.relative_to(RESULTS)})", ""]
+    lines[header:header] = ["## Summary", "", *summary, ""]
     text = "\n".join(lines)
     (out / f"{suite}.md").write_text(text)
     return text
