@@ -41,8 +41,10 @@ class RobosuiteEnv(gym.Env):
         return np.concatenate([np.asarray(obs[ROBOSUITE_KEYS.get(k, k)]).ravel() for k in self.obs_keys]).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        if seed is not None:
-            np.random.seed(seed)  # robosuite's placement samplers draw from numpy's global generator
+        if seed is not None:  # robosuite 1.5 draws placements and joint noise from env.rng, fixed at construction
+            self.env.rng = np.random.default_rng(seed)
+            if getattr(self.env, "placement_initializer", None) is not None:
+                self.env.placement_initializer.rng = self.env.rng
         self.last_obs, self._t = self.env.reset(), 0
         return self._flat(self.last_obs), {}
 
