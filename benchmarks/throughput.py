@@ -59,7 +59,7 @@ def matmul_peak(dtype: th.dtype, rounds: int = 7) -> float:
     return best
 
 
-def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
+def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, compile_sampler: bool = False):
     from sb3_expo import EXPO, Transitions
 
     rng = np.random.default_rng(0)
@@ -80,6 +80,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
         n_edit_samples=n_base,
         policy_kwargs=dict(diffusion_steps=steps),
         bf16_sampler=bf16,
+        compile_sampler=compile_sampler,
         seed=0,
     )
     for _ in range(5000):
@@ -94,7 +95,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False):
 def measure(config: dict) -> dict:
     """One configuration in this process: seconds per train() call, acting latency, peak RSS."""
     th.manual_seed(0)
-    model = make_model(config["n_base"], config["steps"], config["bf16"])
+    model = make_model(config["n_base"], config["steps"], config["bf16"], config.get("compile", False))
     batch, utd = config["batch"], config["utd"]
     if config["path"] == "reference":
         from sb3_expo.expo.reference import ReferenceUpdate
@@ -108,7 +109,9 @@ def measure(config: dict) -> dict:
         def update() -> None:
             model.train(utd, batch)
 
-    update()  # warm-up
+    warm = time.perf_counter()
+    update()  # warm-up (and, with compile, the backup chain's compilation)
+    warmup_s = time.perf_counter() - warm
     reps = config["reps"]
     start = time.perf_counter()
     for _ in range(reps):
@@ -128,8 +131,13 @@ def measure(config: dict) -> dict:
         "ms_per_critic_update": 1e3 * per_call / utd,
         "backup_gflops": batch * config["n_base"] * config["steps"] * denoiser_flops_per_row_step() * utd / per_call / 1e9,
         "act_ms": 1e3 * float(np.median(latencies)),
+        "warmup_s": warmup_s,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
+
+
+def sampler_name(row: dict) -> str:
+    return ("bf16" if row["bf16"] else "fp32") + (", compiled" if row.get("compile") else "")
 
 
 def run_in_subprocess(config: dict) -> dict:
@@ -149,19 +157,15 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
-    base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, reps=1 if args.quick else 2)
+    base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2)
     rows = []
-    for path, bf16 in [("reference", False), ("fast", False), ("fast", True)]:
+    paths = [("reference", False, False), ("fast", False, False), ("fast", True, False), ("fast", False, True)]
+    for path, bf16, compiled in paths:  # (path, bf16 sampler, compiled sampler)
         for utd in (1, 20):
-            rows.append(
-                run_in_subprocess(
-                    {**base, "path": path, "bf16": bf16, "utd": utd, "reps": base["reps"] * (3 if utd == 1 else 1)}
-                )
-            )
-            print(
-                f"  {path:9s} {'bf16' if bf16 else 'fp32'} UTD {utd:2d}: {rows[-1]['ms_per_critic_update']:.0f} ms/update",
-                flush=True,
-            )
+            config = {**base, "path": path, "bf16": bf16, "compile": compiled, "utd": utd}
+            rows.append(run_in_subprocess({**config, "reps": base["reps"] * (3 if utd == 1 else 1)}))
+            ms = rows[-1]["ms_per_critic_update"]
+            print(f"  {path:9s} {sampler_name(rows[-1])} UTD {utd:2d}: {ms:.0f} ms/update", flush=True)
 
     peak32, peak16 = max(peak32, matmul_peak(th.float32)), max(peak16, matmul_peak(th.bfloat16))
     lines = [
@@ -174,7 +178,7 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['path']} | {'bf16' if r['bf16'] else 'fp32'} | {r['utd']} | {r['ms_per_critic_update']:.0f} "
+            f"| {r['path']} | {sampler_name(r)} | {r['utd']} | {r['ms_per_critic_update']:.0f} "
             f"| {r['ms_per_env_step']:.0f} | {r['backup_gflops']:.0f} | {r['backup_gflops'] / peak32:.0%} "
             f"| {r['act_ms']:.1f} | {r['peak_rss_gib']:.2f} |"
         )
@@ -217,7 +221,7 @@ def plot(rows: list[dict], scaling: dict, sweep: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 1 + len(sweep), figsize=(4 * (1 + len(sweep)), 3.4))
-    labels = [f"{r['path']}\n{'bf16' if r['bf16'] else 'fp32'} UTD{r['utd']}" for r in rows]
+    labels = [f"{r['path']}\n{sampler_name(r)}\nUTD{r['utd']}" for r in rows]
     axes[0].bar(range(len(rows)), [r["ms_per_critic_update"] for r in rows], color="tab:blue")
     axes[0].set_xticks(range(len(rows)), labels, fontsize=7)
     axes[0].set_ylabel("ms per critic update")

@@ -103,3 +103,52 @@ def test_bf16_backup_sampler_stays_close_to_float32():
         bf16 = model.policy.candidates(feats, model.base, noise=noise, net=model.base.low_precision_net())
     assert bf16.dtype == th.float32
     assert (bf16 - fp32).abs().mean() < 0.02 and (bf16 - fp32).abs().max() < 0.2
+
+
+def test_bf16_copy_is_refreshed_from_the_current_weights():
+    """The backup's bfloat16 denoiser is one persistent copy: every train() must see the base policy's new weights."""
+    model = _model(bf16_sampler=True)
+    first = model._low_precision_net()
+    with th.no_grad():
+        for p in model.base.net.parameters():
+            p.add_(0.5)
+    again = model._low_precision_net()
+    assert again is first  # no new allocation per call
+    for mine, fresh in zip(again.parameters(), model.base.low_precision_net().parameters()):
+        assert th.equal(mine, fresh)
+
+
+def test_compiled_sampler_acts_and_trains_like_the_eager_one(tmp_path):
+    """compile_sampler=True: same actions from the same noise, training runs, and the flag survives save/load."""
+    model = _model(compile_sampler=True)
+    model.learn(40)  # compiles the acting chain (4 rows) and the backup chain (G x B x N rows)
+    assert model.base.compile_mode == model.base_ema.compile_mode == "default"  # compiled, not fallen back to eager
+    obs, noise = th.randn(4, 3), model.base_ema.draw_noise(4, "cpu")
+    with th.no_grad():
+        compiled = model.base_ema.sample(obs, noise)
+        model.base_ema.compile_mode = None
+        eager = model.base_ema.sample(obs, noise)
+    th.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    model.save(tmp_path / "m.zip")
+    loaded = EXPO.load(tmp_path / "m.zip")
+    assert loaded.compile_sampler and loaded.base.compile_mode is not None and loaded.base_ema.compile_mode is not None
+
+
+def test_sampler_falls_back_to_eager_when_compilation_fails(monkeypatch):
+    from sb3_expo.common import diffusion
+
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return run
+
+    monkeypatch.setattr(diffusion, "_COMPILED_CHAINS", {})
+    monkeypatch.setattr(th, "compile", broken_compile)
+    model = _model(compile_sampler=True)
+    obs, noise = th.randn(4, 3), model.base.draw_noise(4, "cpu")
+    with pytest.warns(UserWarning, match="no C\\+\\+ compiler"), th.no_grad():
+        fallback = model.base.sample(obs, noise)
+    assert model.base.compile_mode is None
+    with th.no_grad():
+        th.testing.assert_close(fallback, model.base.sample(obs, noise))

@@ -273,8 +273,9 @@ def test_nan_in_a_later_episode_is_located():
 
 
 @pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA GPU")
-def test_trains_and_acts_on_cuda(pendulum_demos):
-    model = make(demonstrations=pendulum_demos, device="cuda")
+@pytest.mark.parametrize("compile_sampler", [False, True])
+def test_trains_and_acts_on_cuda(pendulum_demos, compile_sampler):
+    model = make(demonstrations=pendulum_demos, device="cuda", compile_sampler=compile_sampler)
     model.learn(30)
     assert next(model.policy.parameters()).device.type == "cuda"
     assert model.replay_buffer.sample(8).actions.device.type == "cuda"

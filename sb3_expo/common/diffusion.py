@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import torch as th
 from torch import nn
@@ -133,6 +134,15 @@ class DiffusionPolicy(nn.Module):
         self._x_coef = (1.0 / alphas.sqrt()).tolist()
         self._eps_coef = (betas / ((1.0 - alpha_bars).sqrt() * alphas.sqrt())).tolist()
         self._sigma = betas.sqrt().tolist()
+        self.compile_mode: str | None = None  # set by compile_sampler(); a plain attribute, so copies and pickles keep it
+
+    def compile_sampler(self, enabled: bool = True) -> None:
+        """Run the denoising chain through torch.compile (CUDA graphs on CUDA); eager again if compilation fails.
+
+        Shapes are static (one compilation per row count: acting and the backup's chunk), the noise is an input
+        drawn outside, so the compiled chain consumes the same random numbers as the eager one.
+        """
+        self.compile_mode = ("reduce-overhead" if self.betas.device.type == "cuda" else "default") if enabled else None
 
     def loss(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Noise-prediction loss, summed over action dimensions and averaged over the batch."""
@@ -152,9 +162,19 @@ class DiffusionPolicy(nn.Module):
         if noise is None:
             noise = self.draw_noise(n, obs.device)
         chunk = CPU_CHUNK_ROWS.get(net.input.weight.dtype, 1024) if obs.device.type == "cpu" else n
+        chain = self._sample if self.compile_mode is None else self._compiled_sample
         if n > chunk:
-            return th.cat([self._sample(obs[i : i + chunk], noise[:, i : i + chunk], net) for i in range(0, n, chunk)])
-        return self._sample(obs, noise, net)
+            return th.cat([chain(obs[i : i + chunk], noise[:, i : i + chunk], net) for i in range(0, n, chunk)])
+        return chain(obs, noise, net)
+
+    def _compiled_sample(self, obs: th.Tensor, noise: th.Tensor, net: Denoiser) -> th.Tensor:
+        try:
+            # cloned: a CUDA graph's output is overwritten by its next replay
+            return compiled_chain(self.compile_mode)(self, obs, noise, net).clone()
+        except Exception as error:  # no C++ compiler, an unsupported backend, ...: the eager chain is the same algorithm
+            warnings.warn(f"torch.compile of the sampler failed, sampling eagerly from now on: {error!r}", stacklevel=3)
+            self.compile_mode = None
+            return self._sample(obs, noise, net)
 
     def low_precision_net(self, dtype: th.dtype = th.bfloat16) -> Denoiser:
         """A copy of the denoiser in `dtype`, for sampling many rows fast (one cast, reused for all of them)."""
@@ -176,3 +196,13 @@ class DiffusionPolicy(nn.Module):
 
     def draw_noise(self, rows: int, device: th.device | str) -> th.Tensor:
         return th.randn(self.n_steps, rows, self.action_dim, device=device)
+
+
+_COMPILED_CHAINS: dict[str, object] = {}
+
+
+def compiled_chain(mode: str):
+    """One compiled DiffusionPolicy._sample per mode, shared by all policies (the policy is an argument, not a guard)."""
+    if mode not in _COMPILED_CHAINS:
+        _COMPILED_CHAINS[mode] = th.compile(DiffusionPolicy._sample, mode=mode, dynamic=False)
+    return _COMPILED_CHAINS[mode]

@@ -20,6 +20,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
 from stable_baselines3.common.utils import configure_logger, update_learning_rate
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
@@ -60,6 +61,8 @@ class EXPO(OffPolicyAlgorithm):
     :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
     :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
     :param bf16_sampler: run the TD backup's denoiser in bfloat16 (ours, off by default; acting stays float32)
+    :param compile_sampler: run the denoising chain (acting and backup) through torch.compile, with CUDA graphs on
+        CUDA (ours, off by default: minutes of compilation at the first calls; falls back to eager if it fails)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "MultiInputPolicy": MultiInputPolicy}
@@ -96,6 +99,7 @@ class EXPO(OffPolicyAlgorithm):
         max_log_ent_coef: float = 20.0,
         clip_edited_actions: bool = False,
         bf16_sampler: bool = False,
+        compile_sampler: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -138,7 +142,7 @@ class EXPO(OffPolicyAlgorithm):
         self.num_min_qs, self.otf_backup, self.ema_tau, self.lr_decay_steps = num_min_qs, otf_backup, ema_tau, lr_decay_steps
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
-        self.bf16_sampler = bf16_sampler
+        self.bf16_sampler, self.compile_sampler = bf16_sampler, compile_sampler
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
@@ -211,6 +215,10 @@ class EXPO(OffPolicyAlgorithm):
         )
         super()._setup_model()
         self._create_aliases()
+        self._bf16_net: nn.Module | None = None  # the backup's bfloat16 denoiser, made at the first train()
+        if self.compile_sampler:
+            self.base.compile_sampler()
+            self.base_ema.compile_sampler()
 
         action_dim = int(np.prod(self.action_space.shape))  # type: ignore[arg-type]
         if self.target_entropy == "auto":
@@ -317,10 +325,18 @@ class EXPO(OffPolicyAlgorithm):
 
     def _backup_candidates(self, next_features: th.Tensor) -> th.Tensor:
         """Candidates for the TD backup, from the online (not EMA) base policy; one base sample for the ablation."""
-        net = self.base.low_precision_net() if self.bf16_sampler else None  # one cast for all G minibatches
+        net = self._low_precision_net() if self.bf16_sampler else None  # one cast for all G minibatches
         if self.otf_backup:
             return self.policy.candidates(next_features, self.base, net=net)
         return self.base.sample(next_features, net=net).unsqueeze(1)
+
+    def _low_precision_net(self) -> nn.Module:
+        """The base denoiser in bfloat16: one copy, refreshed in place (no allocation, fixed addresses for CUDA graphs)."""
+        if self._bf16_net is None:
+            self._bf16_net = self.base.low_precision_net()
+        else:
+            th._foreach_copy_(list(self._bf16_net.parameters()), list(self.base.net.parameters()))
+        return self._bf16_net
 
     def _critic_step(
         self,
@@ -484,6 +500,7 @@ class EXPO(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
         excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_demos_missing"]
+        excluded += ["_bf16_net"]
         # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
         return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]
 
