@@ -42,7 +42,7 @@ class BatchedLayerNorm(nn.Module):
 
     def forward(self, x: th.Tensor, members: th.Tensor | None = None) -> th.Tensor:
         weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
-        return F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS) * weight + bias
+        return th.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS), weight)  # one pass for scale and shift
 
 
 class CriticEnsemble(nn.Module):
@@ -61,7 +61,7 @@ class CriticEnsemble(nn.Module):
         h = th.cat([features, actions], dim=-1)
         for linear, norm in zip(self.hidden, self.norms):
             h = linear(h, members)
-            h = F.relu(norm(h, members) if isinstance(norm, BatchedLayerNorm) else h)
+            h = F.relu(norm(h, members) if isinstance(norm, BatchedLayerNorm) else h, inplace=True)
         return self.out(h, members).squeeze(-1)
 
     def random_subset(self, size: int) -> th.Tensor:
