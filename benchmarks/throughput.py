@@ -95,7 +95,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, compile_sam
 def measure(config: dict) -> dict:
     """One configuration in this process: seconds per train() call, acting latency, peak RSS."""
     th.manual_seed(0)
-    model = make_model(config["n_base"], config["steps"], config["bf16"], config.get("compile", False))
+    model = make_model(config["n_base"], config["steps"], config["bf16"], config["compile"])
     batch, utd = config["batch"], config["utd"]
     if config["path"] == "reference":
         from sb3_expo.expo.reference import ReferenceUpdate
@@ -137,7 +137,7 @@ def measure(config: dict) -> dict:
 
 
 def sampler_name(row: dict) -> str:
-    return ("bf16" if row["bf16"] else "fp32") + (", compiled" if row.get("compile") else "")
+    return ("bf16" if row["bf16"] else "fp32") + (", compiled" if row["compile"] else "")
 
 
 def run_in_subprocess(config: dict) -> dict:

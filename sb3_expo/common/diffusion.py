@@ -169,8 +169,9 @@ class DiffusionPolicy(nn.Module):
 
     def _compiled_sample(self, obs: th.Tensor, noise: th.Tensor, net: Denoiser) -> th.Tensor:
         try:
-            # cloned: a CUDA graph's output is overwritten by its next replay
-            return compiled_chain(self.compile_mode)(self, obs, noise, net).clone()
+            actions = compiled_chain(self.compile_mode)(self, obs, noise, net)
+            # a CUDA graph's output is overwritten by its next replay, so that mode's result is copied out
+            return actions.clone() if self.compile_mode == "reduce-overhead" else actions
         except Exception as error:  # no C++ compiler, an unsupported backend, ...: the eager chain is the same algorithm
             warnings.warn(f"torch.compile of the sampler failed, sampling eagerly from now on: {error!r}", stacklevel=3)
             self.compile_mode = None
