@@ -1,4 +1,4 @@
-"""Throughput of the EXPO update at the paper's settings: straightforward vs fast path, fp32 vs bf16 sampler.
+"""Throughput of the EXPO update at the paper's settings: straightforward vs fast path, fp32, bf16, torch.compile.
 
     python benchmarks/throughput.py            # full table + scaling sweep (about 10 minutes on 2 CPU cores)
     python benchmarks/throughput.py --quick    # smaller sweep
@@ -59,7 +59,7 @@ def matmul_peak(dtype: th.dtype, rounds: int = 7) -> float:
     return best
 
 
-def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, compile_sampler: bool = False):
+def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compile: bool = False):
     from sb3_expo import EXPO, Transitions
 
     rng = np.random.default_rng(0)
@@ -80,7 +80,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, compile_sam
         n_edit_samples=n_base,
         policy_kwargs=dict(diffusion_steps=steps),
         bf16_sampler=bf16,
-        compile_sampler=compile_sampler,
+        torch_compile=torch_compile,
         seed=0,
     )
     for _ in range(5000):
@@ -110,7 +110,7 @@ def measure(config: dict) -> dict:
             model.train(utd, batch)
 
     warm = time.perf_counter()
-    update()  # warm-up (and, with compile, the backup chain's compilation)
+    update()  # warm-up (and, with torch_compile, the compilation of the backup chain and of the critic steps)
     warmup_s = time.perf_counter() - warm
     reps = config["reps"]
     start = time.perf_counter()
@@ -136,8 +136,8 @@ def measure(config: dict) -> dict:
     }
 
 
-def sampler_name(row: dict) -> str:
-    return ("bf16" if row["bf16"] else "fp32") + (", compiled" if row["compile"] else "")
+def variant_name(row: dict) -> str:
+    return ("bf16 sampler" if row["bf16"] else "fp32") + (" + torch_compile" if row["compile"] else "")
 
 
 def run_in_subprocess(config: dict) -> dict:
@@ -159,26 +159,32 @@ def main() -> None:
     peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2)
     rows = []
-    paths = [("reference", False, False), ("fast", False, False), ("fast", True, False), ("fast", False, True)]
-    for path, bf16, compiled in paths:  # (path, bf16 sampler, compiled sampler)
+    paths = [
+        ("reference", False, False),
+        ("fast", False, False),
+        ("fast", True, False),
+        ("fast", False, True),
+        ("fast", True, True),
+    ]
+    for path, bf16, compiled in paths:  # (path, bf16 sampler, torch_compile)
         for utd in (1, 20):
             config = {**base, "path": path, "bf16": bf16, "compile": compiled, "utd": utd}
             rows.append(run_in_subprocess({**config, "reps": base["reps"] * (3 if utd == 1 else 1)}))
             ms = rows[-1]["ms_per_critic_update"]
-            print(f"  {path:9s} {sampler_name(rows[-1])} UTD {utd:2d}: {ms:.0f} ms/update", flush=True)
+            print(f"  {path:9s} {variant_name(rows[-1])} UTD {utd:2d}: {ms:.0f} ms/update", flush=True)
 
     peak32, peak16 = max(peak32, matmul_peak(th.float32)), max(peak16, matmul_peak(th.bfloat16))
     lines = [
         f"Machine: {th.get_num_threads()} threads, torch {th.__version__}; measured matmul rate fp32 {peak32:.0f} GFLOP/s, "
         f"bf16 {peak16:.0f} GFLOP/s (4096x256 @ 256x1024).",
         "",
-        "| path | sampler | UTD | ms / critic update | ms / env step | backup denoiser GFLOP/s | % of fp32 matmul rate "
+        "| path | variant | UTD | ms / critic update | ms / env step | backup denoiser GFLOP/s | % of fp32 matmul rate "
         "| acting ms | peak RSS GiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['path']} | {sampler_name(r)} | {r['utd']} | {r['ms_per_critic_update']:.0f} "
+            f"| {r['path']} | {variant_name(r)} | {r['utd']} | {r['ms_per_critic_update']:.0f} "
             f"| {r['ms_per_env_step']:.0f} | {r['backup_gflops']:.0f} | {r['backup_gflops'] / peak32:.0%} "
             f"| {r['act_ms']:.1f} | {r['peak_rss_gib']:.2f} |"
         )
@@ -221,7 +227,7 @@ def plot(rows: list[dict], scaling: dict, sweep: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 1 + len(sweep), figsize=(4 * (1 + len(sweep)), 3.4))
-    labels = [f"{r['path']}\n{sampler_name(r)}\nUTD{r['utd']}" for r in rows]
+    labels = [f"{r['path']}\n{variant_name(r)}\nUTD{r['utd']}" for r in rows]
     axes[0].bar(range(len(rows)), [r["ms_per_critic_update"] for r in rows], color="tab:blue")
     axes[0].set_xticks(range(len(rows)), labels, fontsize=7)
     axes[0].set_ylabel("ms per critic update")

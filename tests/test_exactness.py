@@ -46,9 +46,12 @@ def _shared_randomness(model_fast, model_ref, n_base, n_edit):
     model_ref.policy.candidate_noise = per_minibatch
 
 
-@pytest.mark.parametrize("kwargs", [{}, dict(n_edit_samples=0), dict(n_base_samples=1, n_edit_samples=0)])
+@pytest.mark.parametrize(
+    "kwargs", [{}, dict(n_edit_samples=0), dict(n_base_samples=1, n_edit_samples=0), dict(torch_compile=True)]
+)
 def test_fast_update_matches_the_straightforward_one(kwargs):
-    fast, ref_model = _model(**kwargs), _model(**kwargs)
+    """torch_compile applies to the fast path only: its compiled sampler and critics against the eager reference."""
+    fast, ref_model = _model(**kwargs), _model(**{**kwargs, "torch_compile": False})
     for p, q in zip(fast.policy.parameters(), ref_model.policy.parameters()):
         assert th.equal(p, q)  # same seed, same start
     reference = ReferenceUpdate(ref_model)
@@ -89,6 +92,8 @@ def test_fast_update_matches_the_straightforward_one(kwargs):
         for mine, theirs in zip(getattr(fast.policy, name).parameters(), getattr(ref_model.policy, name).parameters()):
             th.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
     th.testing.assert_close(fast.log_ent_coef, ref_model.log_ent_coef)
+    if fast.torch_compile:  # the compiled networks ran, none fell back to eager
+        assert fast.base.compile_mode == fast.critic.compile_mode == fast.critic_target.compile_mode == "default"
 
 
 def test_bf16_backup_sampler_stays_close_to_float32():
@@ -118,24 +123,28 @@ def test_bf16_copy_is_refreshed_from_the_current_weights():
         assert th.equal(mine, fresh)
 
 
-def test_compiled_sampler_acts_and_trains_like_the_eager_one(tmp_path):
-    """compile_sampler=True: same actions from the same noise, training runs, and the flag survives save/load."""
-    model = _model(compile_sampler=True)
-    model.learn(40)  # compiles the acting chain (4 rows) and the backup chain (G x B x N rows)
-    assert model.base.compile_mode == model.base_ema.compile_mode == "default"  # compiled, not fallen back to eager
+def test_compiled_networks_act_and_train_like_the_eager_ones(tmp_path):
+    """torch_compile=True: same actions and Q values as eager from the same inputs, and the flag survives save/load."""
+    model = _model(torch_compile=True)
+    model.learn(40)  # compiles the acting chain and critic, the backup chain (G x B x N rows), the critic updates
+    modules = (model.base, model.base_ema, model.critic, model.critic_target)
+    assert all(m.compile_mode == "default" for m in modules)  # compiled, not fallen back to eager
     obs, noise = th.randn(4, 3), model.base_ema.draw_noise(4, "cpu")
+    actions, members = th.rand(4, 1) * 2 - 1, th.tensor([0, 1])
     with th.no_grad():
-        compiled = model.base_ema.sample(obs, noise)
-        model.base_ema.compile_mode = None
-        eager = model.base_ema.sample(obs, noise)
+        compiled = model.base_ema.sample(obs, noise), model.critic(obs, actions), model.critic_target(obs, actions, members)
+        for m in modules:
+            m.compile_mode = None
+        eager = model.base_ema.sample(obs, noise), model.critic(obs, actions), model.critic_target(obs, actions, members)
     th.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
     model.save(tmp_path / "m.zip")
     loaded = EXPO.load(tmp_path / "m.zip")
-    assert loaded.compile_sampler and loaded.base.compile_mode is not None and loaded.base_ema.compile_mode is not None
+    assert loaded.torch_compile
+    assert all(m.compile_mode == "default" for m in (loaded.base, loaded.base_ema, loaded.critic, loaded.critic_target))
 
 
-def test_sampler_falls_back_to_eager_when_compilation_fails(monkeypatch):
-    from sb3_expo.common import diffusion
+def test_falls_back_to_eager_when_compilation_fails(monkeypatch):
+    from sb3_expo.common import compiled
 
     def broken_compile(fn, **kwargs):
         def run(*args):
@@ -143,12 +152,15 @@ def test_sampler_falls_back_to_eager_when_compilation_fails(monkeypatch):
 
         return run
 
-    monkeypatch.setattr(diffusion, "_COMPILED_CHAINS", {})
+    monkeypatch.setattr(compiled, "_COMPILED", {})
     monkeypatch.setattr(th, "compile", broken_compile)
-    model = _model(compile_sampler=True)
+    model = _model(torch_compile=True)
     obs, noise = th.randn(4, 3), model.base.draw_noise(4, "cpu")
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler"), th.no_grad():
         fallback = model.base.sample(obs, noise)
     assert model.base.compile_mode is None
     with th.no_grad():
         th.testing.assert_close(fallback, model.base.sample(obs, noise))
+    with pytest.warns(UserWarning, match="CriticEnsemble._forward eagerly"):
+        model.learn(30)  # past learning_starts: acting and training go on eagerly
+    assert model.critic.compile_mode is None and model.critic_target.compile_mode is None

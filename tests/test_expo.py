@@ -273,9 +273,9 @@ def test_nan_in_a_later_episode_is_located():
 
 
 @pytest.mark.skipif(not th.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("compile_sampler", [False, True])
-def test_trains_and_acts_on_cuda(pendulum_demos, compile_sampler):
-    model = make(demonstrations=pendulum_demos, device="cuda", compile_sampler=compile_sampler)
+@pytest.mark.parametrize("torch_compile", [False, True])
+def test_trains_and_acts_on_cuda(pendulum_demos, torch_compile):
+    model = make(demonstrations=pendulum_demos, device="cuda", torch_compile=torch_compile)
     model.learn(30)
     assert next(model.policy.parameters()).device.type == "cuda"
     assert model.replay_buffer.sample(8).actions.device.type == "cuda"

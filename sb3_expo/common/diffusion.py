@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 
 import torch as th
 from torch import nn
 from torch.nn import functional as F
+
+from sb3_expo.common import compiled
 
 LAYER_NORM_EPS = 1e-6  # flax default, used by the reference
 # Rows per sampler chunk on CPU, so the [rows, 1024] intermediates stay in cache. Measured on the 2-core CI CPU
@@ -134,15 +135,9 @@ class DiffusionPolicy(nn.Module):
         self._x_coef = (1.0 / alphas.sqrt()).tolist()
         self._eps_coef = (betas / ((1.0 - alpha_bars).sqrt() * alphas.sqrt())).tolist()
         self._sigma = betas.sqrt().tolist()
-        self.compile_mode: str | None = None  # set by compile_sampler(); a plain attribute, so copies and pickles keep it
-
-    def compile_sampler(self, enabled: bool = True) -> None:
-        """Run the denoising chain through torch.compile (CUDA graphs on CUDA); eager again if compilation fails.
-
-        Shapes are static (one compilation per row count: acting and the backup's chunk), the noise is an input
-        drawn outside, so the compiled chain consumes the same random numbers as the eager one.
-        """
-        self.compile_mode = ("reduce-overhead" if self.betas.device.type == "cuda" else "default") if enabled else None
+        # torch.compile mode of the denoising chain (common/compiled.py); the noise is an input drawn outside, so the
+        # compiled chain consumes the same random numbers as the eager one
+        self.compile_mode: str | None = None
 
     def loss(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """Noise-prediction loss, summed over action dimensions and averaged over the batch."""
@@ -162,20 +157,13 @@ class DiffusionPolicy(nn.Module):
         if noise is None:
             noise = self.draw_noise(n, obs.device)
         chunk = CPU_CHUNK_ROWS.get(net.input.weight.dtype, 1024) if obs.device.type == "cpu" else n
-        chain = self._sample if self.compile_mode is None else self._compiled_sample
         if n > chunk:
-            return th.cat([chain(obs[i : i + chunk], noise[:, i : i + chunk], net) for i in range(0, n, chunk)])
-        return chain(obs, noise, net)
-
-    def _compiled_sample(self, obs: th.Tensor, noise: th.Tensor, net: Denoiser) -> th.Tensor:
-        try:
-            actions = compiled_chain(self.compile_mode)(self, obs, noise, net)
-            # a CUDA graph's output is overwritten by its next replay, so that mode's result is copied out
-            return actions.clone() if self.compile_mode == "reduce-overhead" else actions
-        except Exception as error:  # no C++ compiler, an unsupported backend, ...: the eager chain is the same algorithm
-            warnings.warn(f"torch.compile of the sampler failed, sampling eagerly from now on: {error!r}", stacklevel=3)
-            self.compile_mode = None
-            return self._sample(obs, noise, net)
+            chunks = [
+                compiled.run(self, DiffusionPolicy._sample, obs[i : i + chunk], noise[:, i : i + chunk], net)
+                for i in range(0, n, chunk)
+            ]
+            return th.cat(chunks)
+        return compiled.run(self, DiffusionPolicy._sample, obs, noise, net)
 
     def low_precision_net(self, dtype: th.dtype = th.bfloat16) -> Denoiser:
         """A copy of the denoiser in `dtype`, for sampling many rows fast (one cast, reused for all of them)."""
@@ -197,13 +185,3 @@ class DiffusionPolicy(nn.Module):
 
     def draw_noise(self, rows: int, device: th.device | str) -> th.Tensor:
         return th.randn(self.n_steps, rows, self.action_dim, device=device)
-
-
-_COMPILED_CHAINS: dict[str, object] = {}
-
-
-def compiled_chain(mode: str):
-    """One compiled DiffusionPolicy._sample per mode, shared by all policies (the policy is an argument, not a guard)."""
-    if mode not in _COMPILED_CHAINS:
-        _COMPILED_CHAINS[mode] = th.compile(DiffusionPolicy._sample, mode=mode, dynamic=False)
-    return _COMPILED_CHAINS[mode]

@@ -8,6 +8,7 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_expo.common import compiled
 from sb3_expo.common.diffusion import LAYER_NORM_EPS
 
 
@@ -55,9 +56,13 @@ class CriticEnsemble(nn.Module):
         self.hidden = nn.ModuleList(BatchedLinear(n_critics, i, o) for i, o in itertools.pairwise(dims))
         self.norms = nn.ModuleList(BatchedLayerNorm(n_critics, o) if layer_norm else nn.Identity() for o in net_arch)
         self.out = BatchedLinear(n_critics, dims[-1], 1)
+        self.compile_mode: str | None = None  # torch.compile mode of forward (common/compiled.py), None: eager
 
     def forward(self, features: th.Tensor, actions: th.Tensor, members: th.Tensor | None = None) -> th.Tensor:
         """Q values of shape [E', B] (E' = len(members), or all members)."""
+        return compiled.run(self, CriticEnsemble._forward, features, actions, members)
+
+    def _forward(self, features: th.Tensor, actions: th.Tensor, members: th.Tensor | None) -> th.Tensor:
         h = th.cat([features, actions], dim=-1)
         for linear, norm in zip(self.hidden, self.norms):
             h = linear(h, members)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from sb3_expo.common import compiled
 from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.cpu import keep_freed_memory
 from sb3_expo.common.transitions import Transitions
@@ -61,8 +62,9 @@ class EXPO(OffPolicyAlgorithm):
     :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
     :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
     :param bf16_sampler: run the TD backup's denoiser in bfloat16 (ours, off by default; acting stays float32)
-    :param compile_sampler: run the denoising chain (acting and backup) through torch.compile, with CUDA graphs on
-        CUDA (ours, off by default: minutes of compilation at the first calls; falls back to eager if it fails)
+    :param torch_compile: run the hot paths, the denoising chain (acting and backup) and the critic ensemble, through
+        torch.compile, with CUDA graphs on CUDA (ours, off by default: a minute or two of compilation at the first
+        calls; falls back to eager if it fails)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "MultiInputPolicy": MultiInputPolicy}
@@ -99,7 +101,7 @@ class EXPO(OffPolicyAlgorithm):
         max_log_ent_coef: float = 20.0,
         clip_edited_actions: bool = False,
         bf16_sampler: bool = False,
-        compile_sampler: bool = False,
+        torch_compile: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -142,7 +144,7 @@ class EXPO(OffPolicyAlgorithm):
         self.num_min_qs, self.otf_backup, self.ema_tau, self.lr_decay_steps = num_min_qs, otf_backup, ema_tau, lr_decay_steps
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
-        self.bf16_sampler, self.compile_sampler = bf16_sampler, compile_sampler
+        self.bf16_sampler, self.torch_compile = bf16_sampler, torch_compile
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
@@ -216,9 +218,8 @@ class EXPO(OffPolicyAlgorithm):
         super()._setup_model()
         self._create_aliases()
         self._bf16_net: nn.Module | None = None  # the backup's bfloat16 denoiser, made at the first train()
-        if self.compile_sampler:
-            self.base.compile_sampler()
-            self.base_ema.compile_sampler()
+        for module in (self.base, self.base_ema, self.critic, self.critic_target):
+            module.compile_mode = compiled.compile_mode(self.device, self.torch_compile)
 
         action_dim = int(np.prod(self.action_space.shape))  # type: ignore[arg-type]
         if self.target_entropy == "auto":
