@@ -37,6 +37,15 @@ def test_one_train_call_makes_g_critic_updates_and_one_of_each_other(pendulum_de
     assert model._n_updates == 25 and model._n_base_updates == 5 and model._n_edit_updates == 5
 
 
+def test_target_and_ema_updates_record_no_autograd_history(pendulum_demos):
+    """The Polyak and EMA updates run outside autograd: otherwise every update adds a graph node to the copies and
+    memory grows for the whole run (and the copies would start requiring gradients)."""
+    model = make(demonstrations=pendulum_demos)
+    model.learn(25)
+    for p in [*model.critic_target.parameters(), *model.base_ema.parameters()]:
+        assert p.is_leaf and p.grad_fn is None and not p.requires_grad
+
+
 def test_no_edits_ablation_never_updates_edit_policy_or_temperature(pendulum_demos):
     model = make(demonstrations=pendulum_demos, n_edit_samples=0)
     model.learn(25)

@@ -358,7 +358,8 @@ class EXPO(OffPolicyAlgorithm):
         self.critic.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic.optimizer.step()
-        th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
+        with th.no_grad():  # outside no_grad the target would join the autograd graph, one node more per update
+            th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
         return loss.detach(), q_values.detach().mean(), target_q.mean(), next_actions.edited.float().mean()
 
     def _cosine(self, step: int) -> float:
@@ -375,7 +376,8 @@ class EXPO(OffPolicyAlgorithm):
         loss.backward()
         self.base.optimizer.step()
         self._n_base_updates += 1
-        th._foreach_lerp_(self._base_ema_params, self._base_params, self.ema_tau)
+        with th.no_grad():
+            th._foreach_lerp_(self._base_ema_params, self._base_params, self.ema_tau)
         return loss.detach()
 
     def _edit_step(self, features: th.Tensor, actions: th.Tensor, lr: float) -> tuple[th.Tensor | None, ...]:
