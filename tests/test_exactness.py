@@ -121,6 +121,7 @@ def test_bf16_copy_is_refreshed_from_the_current_weights():
     assert again is first  # no new allocation per call
     for mine, fresh in zip(again.parameters(), model.base.low_precision_net().parameters()):
         assert th.equal(mine, fresh)
+        assert mine.is_leaf and not mine.requires_grad  # refreshed without recording autograd history
 
 
 def test_compiled_networks_act_and_train_like_the_eager_ones(tmp_path):

@@ -331,6 +331,7 @@ class EXPO(OffPolicyAlgorithm):
             return self.policy.candidates(next_features, self.base, net=net)
         return self.base.sample(next_features, net=net).unsqueeze(1)
 
+    @th.no_grad()  # like the target and EMA updates: an in-place copy from trained weights must record no history
     def _low_precision_net(self) -> nn.Module:
         """The base denoiser in bfloat16: one copy, refreshed in place (no allocation, fixed addresses for CUDA graphs)."""
         if self._bf16_net is None:
