@@ -56,10 +56,10 @@ def test_no_edits_ablation_never_updates_edit_policy_or_temperature(pendulum_dem
 def test_single_base_sample_backup_ablation(pendulum_demos):
     model = make(demonstrations=pendulum_demos, otf_backup=False)
     calls = []
-    original = model.policy.otf_actions
-    model.policy.otf_actions = lambda *a, **k: calls.append(1) or original(*a, **k)
+    original = model.policy.candidates
+    model.policy.candidates = lambda *a, **k: calls.append(1) or original(*a, **k)
     model.learn(25)
-    acted = 5  # otf_actions is still used for acting, never for the backup
+    acted = 5  # the N + K candidates are still drawn for acting, never for the backup
     assert len(calls) == acted
 
 

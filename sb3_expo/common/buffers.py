@@ -4,7 +4,8 @@ Every batch of size B holds round(B * demo_ratio) demonstration transitions and 
 each part drawn uniformly with replacement (RLPD's symmetric sampling; reference section 4.1). The
 demonstrations are kept beside the online data, never inserted into it, and are pickled with the buffer, so
 ``save_replay_buffer`` / ``load_replay_buffer`` keep them. Works as ``replay_buffer_class`` for any SB3
-off-policy algorithm (SAC, TD3, TQC, CrossQ, EXPO).
+off-policy algorithm (SAC, TD3, TQC, CrossQ, EXPO). ``n_steps > 1`` gives n-step returns as SB3's
+NStepReplayBuffer does, for the online part and the demonstrations alike (flat observations only).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -26,6 +27,9 @@ class _DemoMixin:
 
     observation_space: spaces.Space
     action_space: spaces.Box
+
+    n_steps: int = 1
+    gamma: float = 0.99
 
     def _set_demonstrations(self, demonstrations: Transitions | None, demo_ratio: float | None) -> None:
         if demo_ratio is None:
@@ -52,12 +56,35 @@ class _DemoMixin:
         self.demo_actions = (2.0 * (actions - low) / (high - low) - 1.0).reshape(self.n_demos, -1).astype(np.float32)
         self.demo_rewards = demonstrations.rewards.astype(np.float32).reshape(-1, 1)
         self.demo_dones = demonstrations.terminations.astype(np.float32).reshape(-1, 1)
+        self.demo_episode_ends = demonstrations.terminations | demonstrations.truncations
+        self.demo_episode_ends[-1] = True  # the recording stops there: never look past it
+        if self.n_steps > 1:
+            self._set_demo_n_step()
+
+    def _set_demo_n_step(self) -> None:
+        """Per demonstration row: the rewards of its next n steps inside its episode, and where the n-step target ends.
+
+        Stored as the reward sequence (so a VecNormalize env normalises each reward, as for online samples) plus the
+        row of the last step; the next observation, done flag and discount are those of that row, as in SB3.
+        """
+        n, rows = self.n_steps, np.arange(self.n_demos)
+        next_end = np.empty(self.n_demos, dtype=np.int64)  # the first episode end at or after each row
+        following = self.n_demos - 1
+        for i in range(self.n_demos - 1, -1, -1):
+            following = i if self.demo_episode_ends[i] else following
+            next_end[i] = following
+        self.demo_last = np.minimum(next_end, rows + n - 1)
+        offsets = np.arange(n)
+        inside = rows[:, None] + offsets <= self.demo_last[:, None]
+        following_rewards = self.demo_rewards[np.minimum(rows[:, None] + offsets, self.n_demos - 1), 0]
+        self.demo_reward_seq = np.where(inside, following_rewards, 0.0).astype(np.float32)
+        self.demo_discounts = (self.gamma ** (self.demo_last - rows + 1)).astype(np.float32).reshape(-1, 1)
 
     def drop_demonstrations(self) -> None:
         """Forget the demonstrations; every batch is online data from now on."""
         self.n_demos, self.demo_ratio = 0, 0.0
-        for name in ("observations", "next_observations", "actions", "rewards", "dones"):
-            self.__dict__.pop(f"demo_{name}", None)
+        for name in [k for k in self.__dict__ if k.startswith("demo_") and k != "demo_ratio"]:
+            del self.__dict__[name]
 
     def n_demo_samples(self, batch_size: int) -> int:
         return round(batch_size * self.demo_ratio) if self.n_demos else 0
@@ -85,14 +112,52 @@ class _DemoMixin:
         if not self.n_demos:
             raise RuntimeError("this buffer holds no demonstrations.")
         idx = np.random.randint(0, self.n_demos, size=batch_size)
-        data = (
-            self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
-            self.demo_actions[idx],
-            self._normalize_obs(_take(self.demo_next_observations, idx), env),  # type: ignore[attr-defined]
-            self.demo_dones[idx],
-            self._normalize_reward(self.demo_rewards[idx], env),  # type: ignore[attr-defined]
-        )
+        if self.n_steps > 1:
+            last = self.demo_last[idx]
+            rewards = self._normalize_reward(self.demo_reward_seq[idx], env)  # type: ignore[attr-defined]
+            powers = self.gamma ** np.arange(self.n_steps, dtype=np.float32)
+            data = (
+                self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
+                self.demo_actions[idx],
+                self._normalize_obs(_take(self.demo_next_observations, last), env),  # type: ignore[attr-defined]
+                self.demo_dones[last],
+                (rewards * powers).sum(axis=1, keepdims=True).astype(np.float32),
+                self.demo_discounts[idx],
+            )
+        else:
+            data = (
+                self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
+                self.demo_actions[idx],
+                self._normalize_obs(_take(self.demo_next_observations, idx), env),  # type: ignore[attr-defined]
+                self.demo_dones[idx],
+                self._normalize_reward(self.demo_rewards[idx], env),  # type: ignore[attr-defined]
+            )
         return self._samples_type(*(self._to_torch_obs(x) for x in data))
+
+    def seed_normalization(self, env: VecNormalize, gamma: float) -> bool:
+        """Give a fresh VecNormalize env the statistics of the demonstrations (observations, discounted returns).
+
+        Otherwise pretraining normalises with the statistics of an env that has not run yet, and the first online
+        steps move them far from what the base policy learned on. Only a VecNormalize that has seen no step is
+        changed (statistics loaded from a file are kept); returns whether it was.
+        """
+        if not self.n_demos or not env.training:
+            return False
+        fresh_obs = env.norm_obs and all(rms.count < 1 for rms in _as_dict(env.obs_rms).values())
+        if fresh_obs:
+            observations = _as_dict(self.demo_observations)
+            for key, rms in _as_dict(env.obs_rms).items():
+                rms.update(observations[key].reshape(self.n_demos, *rms.mean.shape))
+        fresh_reward = env.norm_reward and env.ret_rms.count < 1
+        if fresh_reward:
+            returns, running = np.empty(self.n_demos), 0.0
+            for i, reward in enumerate(self.demo_rewards[:, 0]):
+                running = running * gamma + reward
+                returns[i] = running
+                if self.demo_episode_ends[i]:
+                    running = 0.0
+            env.ret_rms.update(returns)
+        return fresh_obs or fresh_reward
 
     def _to_torch_obs(self, x: np.ndarray | dict[str, np.ndarray]) -> th.Tensor | dict[str, th.Tensor]:
         if isinstance(x, dict):
@@ -101,7 +166,10 @@ class _DemoMixin:
 
 
 class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
-    """ReplayBuffer whose every sample mixes in demonstrations by ``demo_ratio`` (0.5 when demonstrations are given)."""
+    """ReplayBuffer whose every sample mixes in demonstrations by ``demo_ratio`` (0.5 when demonstrations are given).
+
+    ``n_steps`` > 1: n-step returns (SB3's NStepReplayBuffer targets) for online samples and demonstrations.
+    """
 
     _samples_type = ReplayBufferSamples
 
@@ -116,11 +184,21 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
         handle_timeout_termination: bool = True,
         demonstrations: Transitions | None = None,
         demo_ratio: float | None = None,
+        n_steps: int = 1,
+        gamma: float = 0.99,
     ):
         super().__init__(
             buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage, handle_timeout_termination
         )
+        if n_steps > 1 and optimize_memory_usage:
+            raise ValueError("n-step returns do not support optimize_memory_usage=True (as SB3's NStepReplayBuffer).")
+        self.n_steps, self.gamma = int(n_steps), float(gamma)
         self._set_demonstrations(demonstrations, demo_ratio)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        if self.n_steps > 1:
+            return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
+        return super()._get_samples(batch_inds, env)
 
 
 class DictDemoReplayBuffer(_DemoMixin, DictReplayBuffer):
@@ -144,6 +222,13 @@ class DictDemoReplayBuffer(_DemoMixin, DictReplayBuffer):
             buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage, handle_timeout_termination
         )
         self._set_demonstrations(demonstrations, demo_ratio)
+
+
+DEMO_BUFFERS = (DemoReplayBuffer, DictDemoReplayBuffer)  # what EXPO mixes demonstrations with
+
+
+def _as_dict(x: Any) -> dict:
+    return x if isinstance(x, dict) else {None: x}
 
 
 def _as_float(obs: np.ndarray | dict[str, np.ndarray], space: spaces.Space) -> np.ndarray | dict[str, np.ndarray]:

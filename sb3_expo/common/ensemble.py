@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch as th
 from torch import nn
 from torch.nn import functional as F
 
 from sb3_expo.common import compiled
-from sb3_expo.common.diffusion import LAYER_NORM_EPS
+from sb3_expo.common.generative.networks import LAYER_NORM_EPS
 
 
 class BatchedLinear(nn.Module):
@@ -76,3 +77,14 @@ class CriticEnsemble(nn.Module):
     def subset_min(self, features: th.Tensor, actions: th.Tensor, size: int) -> th.Tensor:
         """min over a fresh random subset of `size` members: the value the reference uses to select and bootstrap."""
         return self(features, actions, self.random_subset(size)).min(dim=0).values
+
+    def expected_subset_min(self, features: th.Tensor, actions: th.Tensor, size: int) -> th.Tensor:
+        """The expectation of subset_min over all subsets of `size` members, computed exactly (deterministic acting).
+
+        Sorted ascending, the i-th smallest of E values is the min of a random m-subset with probability
+        C(E - 1 - i, m - 1) / C(E, m): the mean of all members for m = 1, their min for m = E.
+        """
+        q = self(features, actions).sort(dim=0).values
+        e = self.n_critics
+        weights = [math.comb(e - 1 - i, size - 1) / math.comb(e, size) for i in range(e)]
+        return (q * q.new_tensor(weights).unsqueeze(-1)).sum(dim=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -25,11 +26,13 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from sb3_expo.common import compiled
-from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.buffers import DEMO_BUFFERS, DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.cpu import keep_freed_memory
+from sb3_expo.common.ensemble import CriticEnsemble
+from sb3_expo.common.generative import DenoisingPolicy, load_generative_policy
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.datasets import load_demonstrations
-from sb3_expo.expo.policies import ExpoPolicy, MlpPolicy, MultiInputPolicy
+from sb3_expo.expo.policies import BASES, ExpoPolicy, MlpPolicy, MultiInputPolicy
 
 SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
 
@@ -52,7 +55,8 @@ class EXPO(OffPolicyAlgorithm):
     :param edit_beta: largest edit per action dimension, in the [-1, 1] scale (beta)
     :param n_base_samples: N base-policy samples per state
     :param n_edit_samples: K of them edited (K <= N; K = 0 is the "no edits" ablation)
-    :param num_min_qs: size of the random target-critic subset whose min selects and bootstraps
+    :param num_min_qs: size of the random target-critic subset whose min selects and bootstraps (default
+        min(2, n_critics): 2 as in the paper)
     :param otf_backup: bootstrap with the on-the-fly action; False uses one base sample (ablation)
     :param ema_tau: EMA rate of the acting copy of the base policy (0.001)
     :param lr_decay_steps: cosine decay horizon of the base/edit learning rate in optimizer steps (0: constant)
@@ -61,6 +65,11 @@ class EXPO(OffPolicyAlgorithm):
     :param adjust_target_entropy: use -d/2 + d*log(beta) instead (reference option, off by default)
     :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
     :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
+    :param deterministic_mode: what predict(deterministic=True) means: "fixed" (default: a fixed noise draw for the
+        base samples, the mean edit and the expected subset-min choice, so the same observation always gets the same
+        action) or "sampled" (deterministic=True samples like deterministic=False: the paper's evaluation, for the
+        zoo's EvalCallback and enjoy, which always ask for deterministic actions)
+    :param n_steps: n-step returns, as SAC's (demonstrations get the same n-step targets); 1 is the reference
     :param bf16_sampler: run the TD backup's denoiser in bfloat16 (ours, off by default; acting stays float32)
     :param torch_compile: run the hot paths, the denoising chain (acting and backup) and the critic ensemble, through
         torch.compile, with CUDA graphs on CUDA (ours, off by default: a minute or two of compilation at the first
@@ -86,12 +95,13 @@ class EXPO(OffPolicyAlgorithm):
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
+        n_steps: int = 1,
         demonstrations: Transitions | str | None = None,
         demo_ratio: float | None = None,
         edit_beta: float = 0.05,
         n_base_samples: int = 8,
         n_edit_samples: int = 8,
-        num_min_qs: int = 2,
+        num_min_qs: int | None = None,
         otf_backup: bool = True,
         ema_tau: float = 0.001,
         lr_decay_steps: int = 3_000_000,
@@ -100,6 +110,7 @@ class EXPO(OffPolicyAlgorithm):
         adjust_target_entropy: bool = False,
         max_log_ent_coef: float = 20.0,
         clip_edited_actions: bool = False,
+        deterministic_mode: str = "fixed",
         bf16_sampler: bool = False,
         torch_compile: bool = False,
         stats_window_size: int = 100,
@@ -129,6 +140,7 @@ class EXPO(OffPolicyAlgorithm):
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
             policy_kwargs=policy_kwargs,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
@@ -141,9 +153,12 @@ class EXPO(OffPolicyAlgorithm):
         self.demonstrations = demonstrations
         self.demo_ratio = (0.5 if demonstrations is not None else 0.0) if demo_ratio is None else float(demo_ratio)
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
-        self.num_min_qs, self.otf_backup, self.ema_tau, self.lr_decay_steps = num_min_qs, otf_backup, ema_tau, lr_decay_steps
+        n_critics = self.policy_kwargs.get("n_critics", 10)
+        self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
+        self.otf_backup, self.ema_tau, self.lr_decay_steps = otf_backup, ema_tau, lr_decay_steps
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
+        self.deterministic_mode = deterministic_mode
         self.bf16_sampler, self.torch_compile = bf16_sampler, torch_compile
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -185,6 +200,17 @@ class EXPO(OffPolicyAlgorithm):
                 f"demo_ratio={self.demo_ratio} asks for demonstrations in every batch but none were given: "
                 "pass demonstrations=... or set demo_ratio=0 for pure online training."
             )
+        uses_demos = self.demonstrations is not None or self.demo_ratio > 0
+        if uses_demos and self.replay_buffer_class is not None and not issubclass(self.replay_buffer_class, DEMO_BUFFERS):
+            raise ValueError(
+                f"replay_buffer_class={self.replay_buffer_class.__name__} cannot mix demonstrations into the batches, so "
+                "they would be dropped: leave replay_buffer_class unset (EXPO then uses DemoReplayBuffer), use a subclass "
+                "of sb3_expo.DemoReplayBuffer, or train without demonstrations (demonstrations=None, demo_ratio=0)."
+            )
+        if self.n_steps > 1 and isinstance(self.observation_space, spaces.Dict):
+            raise ValueError(f"n_steps={self.n_steps}: n-step returns are not supported for Dict observations (as in SB3).")
+        if self.deterministic_mode not in ("fixed", "sampled"):
+            raise ValueError(f"deterministic_mode={self.deterministic_mode!r}: use 'fixed' or 'sampled'.")
 
     def _setup_model(self) -> None:
         if self.device.type == "cpu":
@@ -195,9 +221,10 @@ class EXPO(OffPolicyAlgorithm):
             )
         # A model loaded without its demonstrations can act; training it needs them back (see _setup_learn).
         self._demos_missing = self.demonstrations is None and self.demo_ratio > 0
-        if self.replay_buffer is None and issubclass(self.replay_buffer_class, (DemoReplayBuffer, DictDemoReplayBuffer)):
+        if self.replay_buffer is None and issubclass(self.replay_buffer_class, DEMO_BUFFERS):
             # Built here, not by SB3, so the demonstrations never enter replay_buffer_kwargs (saved with the model).
             demos = self.demonstrations
+            n_step = dict(n_steps=self.n_steps, gamma=self.gamma) if self.n_steps > 1 else {}
             self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size,
                 self.observation_space,
@@ -207,19 +234,33 @@ class EXPO(OffPolicyAlgorithm):
                 optimize_memory_usage=self.optimize_memory_usage,
                 demonstrations=None if demos is None else load_demonstrations(demos, observation_space=self.observation_space),
                 demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
-                **self.replay_buffer_kwargs,
+                **{**n_step, **self.replay_buffer_kwargs},
             )
+            if self._vec_normalize_env is not None:  # pretrain() and learn() then see the statistics of the demonstrations
+                self.replay_buffer.seed_normalization(self._vec_normalize_env, self.gamma)  # type: ignore[union-attr]
+        base = self.policy_kwargs.get("base")
+        if isinstance(base, (str, Path)) and base not in BASES:  # a file (e.g. from the zoo's YAML): load it once, so the
+            self.policy_kwargs["base"] = load_generative_policy(base)  # saved model holds the policy, not the path
         self.policy_kwargs.update(
             edit_beta=self.edit_beta,
             n_base_samples=self.n_base_samples,
             n_edit_samples=self.n_edit_samples,
             num_min_qs=self.num_min_qs,
+            deterministic_mode=self.deterministic_mode,
         )
+        n_steps, self.n_steps = self.n_steps, 1  # our buffer computes n-step returns itself; SB3 would warn it ignores them
         super()._setup_model()
+        self.n_steps = n_steps
         self._create_aliases()
         self._bf16_net: nn.Module | None = None  # the backup's bfloat16 denoiser, made at the first train()
+        if self.bf16_sampler and not isinstance(self.base, DenoisingPolicy):
+            raise ValueError(
+                f"bf16_sampler=True runs a copy of a built-in base policy's network in bfloat16; the base "
+                f"{type(self.base).__name__} is not one of them: leave bf16_sampler off."
+            )
         for module in (self.base, self.base_ema, self.critic, self.critic_target):
-            module.compile_mode = compiled.compile_mode(self.device, self.torch_compile)
+            if isinstance(module, (DenoisingPolicy, CriticEnsemble)):
+                module.compile_mode = compiled.compile_mode(self.device, self.torch_compile)
 
         action_dim = int(np.prod(self.action_space.shape))  # type: ignore[arg-type]
         if self.target_entropy == "auto":
@@ -238,6 +279,12 @@ class EXPO(OffPolicyAlgorithm):
         self.base, self.base_ema, self.edit = self.policy.base, self.policy.base_ema, self.policy.edit
         self.critic, self.critic_target = self.policy.critic, self.policy.critic_target
         self._critic_params, self._critic_target_params = list(self.critic.parameters()), list(self.critic_target.parameters())
+        self._extractor_buffers: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
+        if self.policy.features_extractor_target is not None:  # a learnable extractor follows the critic's Polyak average
+            extractor, target = self.policy.features_extractor, self.policy.features_extractor_target
+            self._critic_params += list(extractor.parameters())
+            self._critic_target_params += list(target.parameters())
+            self._extractor_buffers = (list(extractor.buffers()), list(target.buffers()))  # batch-norm statistics: copied
         self._base_params, self._base_ema_params = list(self.base.parameters()), list(self.base_ema.parameters())
 
     # ------------------------------------------------------------------ acting
@@ -251,7 +298,7 @@ class EXPO(OffPolicyAlgorithm):
             obs, _ = self.policy.obs_to_tensor(self._last_obs)  # type: ignore[arg-type]
             with th.no_grad():
                 chosen = self.policy.sample_actions(obs)
-            buffer_action = chosen.actions.cpu().numpy()
+            buffer_action = chosen.actions.cpu().numpy().reshape(n_envs, *self.action_space.shape)  # type: ignore[misc]
             self._acted += len(buffer_action)
             self._acted_edited += int(chosen.edited.sum())
         if action_noise is not None:
@@ -268,35 +315,40 @@ class EXPO(OffPolicyAlgorithm):
         for all G minibatches are drawn in one batched call; each update still selects among them with the
         target critic of its own step. Same algorithm as sb3_expo.expo.reference, which the tests compare to.
         """
-        self.policy.set_training_mode(False)  # sampling never uses dropout; the edit step switches it on
+        self.policy.set_training_mode(False)  # sampling never uses dropout; each gradient step switches its module on
         lr = self.lr_schedule(self._current_progress_remaining)
         for optimizer in (self.critic.optimizer, self.ent_coef_optimizer):
             if optimizer is not None:
                 update_learning_rate(optimizer, lr)
 
         data = self._sample_minibatches(gradient_steps, batch_size)
-        with th.no_grad():
-            features = self.policy.features(data.observations)
-            next_features = self.policy.features(data.next_observations)
-            candidates = self._backup_candidates(next_features)
-        critic_stats = []
-        for g in range(gradient_steps):
-            rows = slice(g * batch_size, (g + 1) * batch_size)
-            discounts = data.discounts[rows] if data.discounts is not None else self.gamma
-            critic_stats.append(
-                self._critic_step(
-                    features[rows],
-                    data.actions[rows],
-                    data.rewards[rows],
-                    data.dones[rows],
-                    discounts,
-                    next_features[rows],
-                    candidates[rows],
+        last = slice((gradient_steps - 1) * batch_size, gradient_steps * batch_size)  # base, edit and temperature
+        if self.policy.trains_features:  # the extractor changes at every critic step: features per minibatch
+            critic_stats = [self._critic_step_on_observations(data, rows) for rows in _minibatches(gradient_steps, batch_size)]
+            with th.no_grad():
+                last_features = self.policy.features(_take(data.observations, last))
+        else:
+            with th.no_grad():
+                features = self.policy.features(data.observations)
+                next_features = self.policy.features(data.next_observations)
+                candidates = self._backup_candidates(next_features)
+            critic_stats = []
+            for rows in _minibatches(gradient_steps, batch_size):
+                discounts = data.discounts[rows] if data.discounts is not None else self.gamma
+                critic_stats.append(
+                    self._critic_step(
+                        features[rows],
+                        data.actions[rows],
+                        data.rewards[rows],
+                        data.dones[rows],
+                        discounts,
+                        next_features[rows],
+                        candidates[rows],
+                    )
                 )
-            )
-        last = slice((gradient_steps - 1) * batch_size, gradient_steps * batch_size)
-        base_loss = self._base_step(features[last], data.actions[last], lr)
-        edit_stats = self._edit_step(features[last], data.actions[last], lr) if self.n_edit_samples > 0 else None
+            last_features = features[last]
+        base_loss = self._base_step(last_features, data.actions[last], lr)
+        edit_stats = self._edit_step(last_features, data.actions[last], lr) if self.n_edit_samples > 0 else None
         self._n_updates += gradient_steps
 
         # One host synchronisation per train() call, for logging.
@@ -361,7 +413,27 @@ class EXPO(OffPolicyAlgorithm):
         self.critic.optimizer.step()
         with th.no_grad():  # outside no_grad the target would join the autograd graph, one node more per update
             th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
+            if self._extractor_buffers[0]:
+                th._foreach_copy_(self._extractor_buffers[1], self._extractor_buffers[0])
         return loss.detach(), q_values.detach().mean(), target_q.mean(), next_actions.edited.float().mean()
+
+    def _critic_step_on_observations(self, data: ReplayBufferSamples, rows: slice) -> tuple[th.Tensor, ...]:
+        """A critic step that also trains a learnable features extractor (SAC trains its critic's extractor this way).
+
+        The backup samples its candidates from the online extractor's features, and the target critic selects and
+        bootstraps on its target extractor's; the online critic regresses on features with gradient.
+        """
+        next_obs = _take(data.next_observations, rows)
+        with th.no_grad():
+            candidates = self._backup_candidates(self.policy.features(next_obs))
+            next_features = self.policy.target_features(next_obs)
+        self.policy.features_extractor.train()
+        features = self.policy.features(_take(data.observations, rows))
+        self.policy.features_extractor.eval()
+        discounts = data.discounts[rows] if data.discounts is not None else self.gamma
+        return self._critic_step(
+            features, data.actions[rows], data.rewards[rows], data.dones[rows], discounts, next_features, candidates
+        )
 
     def _cosine(self, step: int) -> float:
         """The reference's cosine decay to 0 over lr_decay_steps optimizer steps (1.0 when disabled)."""
@@ -372,7 +444,9 @@ class EXPO(OffPolicyAlgorithm):
     def _base_step(self, features: th.Tensor, actions: th.Tensor, lr: float) -> th.Tensor:
         """One imitation step of the diffusion policy on (s, a) from the batch, then the EMA update."""
         update_learning_rate(self.base.optimizer, lr * self._cosine(self._n_base_updates))
+        self.base.train()
         loss = self.base.loss(features, actions)
+        self.base.eval()
         self.base.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.base.optimizer.step()
@@ -513,6 +587,14 @@ class EXPO(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             return [*state_dicts, "ent_coef_optimizer"], ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+def _minibatches(n_minibatches: int, batch_size: int) -> list[slice]:
+    return [slice(g * batch_size, (g + 1) * batch_size) for g in range(n_minibatches)]
+
+
+def _take(obs: th.Tensor | dict[str, th.Tensor], rows: slice) -> th.Tensor | dict[str, th.Tensor]:
+    return {k: v[rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows]
 
 
 def _check_action_space(space: spaces.Space) -> None:

@@ -13,8 +13,8 @@ import torch as th
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_expo.common.diffusion import LAYER_NORM_EPS, DiffusionPolicy
 from sb3_expo.common.ensemble import CriticEnsemble
+from sb3_expo.common.generative import LAYER_NORM_EPS, DiffusionPolicy
 from sb3_expo.expo.expo import EXPO
 
 

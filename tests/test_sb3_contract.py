@@ -1,0 +1,276 @@
+"""What an SB3 user relies on, checked the way stable-baselines3's own tests check SAC (issue: the SB3 contract)."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from torch import nn
+
+from sb3_expo import EXPO, DemoReplayBuffer, Transitions
+from sb3_expo.expo.policies import EditPolicy
+
+from .conftest import SMALL
+
+
+def make(env="Pendulum-v1", **kwargs):
+    return EXPO("MlpPolicy", env, seed=0, **{**SMALL, **kwargs})
+
+
+# ----------------------------------------------------------------------------- deterministic predict
+def test_deterministic_predict_is_a_fixed_function_of_the_observation(tmp_path, pendulum_demos):
+    model = make(demonstrations=pendulum_demos)
+    model.learn(30)
+    obs = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    th.manual_seed(1)
+    first, _ = model.predict(obs, deterministic=True)
+    th.manual_seed(2)
+    np.random.seed(2)
+    second, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(first, second)  # whatever the global RNG state
+    alone = np.concatenate([model.predict(o, deterministic=True)[0] for o in obs]).reshape(first.shape)
+    np.testing.assert_allclose(alone, first, atol=1e-6)  # and whatever else is in the batch
+    model.save(tmp_path / "expo")
+    loaded = EXPO.load(tmp_path / "expo", env=gym.make("Pendulum-v1"))
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], first)  # SB3's test_save_load
+    # stochastic acting still samples: two calls differ
+    a, _ = model.predict(obs, deterministic=False)
+    b, _ = model.predict(obs, deterministic=False)
+    assert not np.array_equal(a, b)
+
+
+def test_deterministic_actions_spread_across_states_like_sampled_ones():
+    """Each state draws its own fixed noise: different states do not share one draw (no systematic bias)."""
+    model = make("MountainCarContinuous-v0", n_base_samples=1, n_edit_samples=0)
+    obs = np.stack([np.full(2, 1e-3 * i, np.float32) for i in range(300)])  # nearly the same state, 300 times
+    fixed, _ = model.predict(obs, deterministic=True)
+    sampled, _ = model.predict(obs, deterministic=False)
+    assert np.std(fixed) > 0.7 * np.std(sampled) > 0  # as spread as stochastic samples, not one draw for all
+
+
+def test_deterministic_mode_sampled_evaluates_the_papers_way(pendulum_demos):
+    model = make(demonstrations=pendulum_demos, deterministic_mode="sampled")
+    obs = np.zeros((4, 3), np.float32)
+    th.manual_seed(0)
+    a, _ = model.predict(obs, deterministic=True)
+    th.manual_seed(0)
+    b, _ = model.predict(obs, deterministic=False)
+    np.testing.assert_array_equal(a, b)  # deterministic=True samples like deterministic=False
+    assert not np.array_equal(a, model.predict(obs, deterministic=True)[0])
+    assert model.policy.deterministic_mode == "sampled"
+    with pytest.raises(ValueError, match="deterministic_mode='mean'"):
+        make(deterministic_mode="mean")
+
+
+def test_expected_subset_min_is_the_mean_of_the_min_over_all_subsets():
+    from itertools import combinations
+
+    from sb3_expo.common.ensemble import CriticEnsemble
+
+    ens = CriticEnsemble(4, [8], n_critics=5)
+    feats, acts = th.randn(7, 3), th.randn(7, 1)
+    q = ens(feats, acts)
+    for m in (1, 2, 5):
+        brute = th.stack([q[list(s)].min(0).values for s in combinations(range(5), m)]).mean(0)
+        th.testing.assert_close(ens.expected_subset_min(feats, acts, m), brute)
+
+
+# ----------------------------------------------------------------------------- spaces and sizes
+class SquareActions(gym.Env):
+    """A 2x2 Box action space; reward for matching a fixed target matrix."""
+
+    observation_space = spaces.Box(-1, 1, (3,), np.float32)
+    action_space = spaces.Box(-1, 1, (2, 2), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        assert action.shape == (2, 2)
+        self.t += 1
+        reward = -float(np.abs(action - np.array([[0.5, -0.5], [0.0, 0.3]])).sum())
+        return self.observation_space.sample(), reward, False, self.t >= 20, {}
+
+
+def test_multi_dimensional_box_actions_learn_save_and_load(tmp_path):
+    n = 40
+    demos = Transitions(
+        np.zeros((n, 3), np.float32),
+        np.full((n, 2, 2), 0.1, np.float32),
+        np.zeros(n),
+        np.zeros((n, 3), np.float32),
+        np.zeros(n),
+    )
+    model = EXPO("MlpPolicy", SquareActions(), demonstrations=demos, seed=0, **SMALL)
+    model.learn(60)
+    action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
+    assert action.shape == (2, 2)
+    assert model.replay_buffer.actions.shape[-1] == 4
+    model.save(tmp_path / "square")
+    loaded = EXPO.load(tmp_path / "square", env=SquareActions(), demonstrations=demos)
+    np.testing.assert_array_equal(loaded.predict(np.zeros(3, np.float32), deterministic=True)[0], action)
+    loaded.learn(10, reset_num_timesteps=False)
+
+
+def test_one_critic_trains_and_too_large_a_subset_is_refused(pendulum_demos):
+    model = make(demonstrations=pendulum_demos, policy_kwargs={**SMALL["policy_kwargs"], "n_critics": 1})
+    assert model.num_min_qs == 1 and model.policy.num_min_qs == 1
+    model.learn(25)
+    with pytest.raises(ValueError, match=r"num_min_qs=3 must lie in \[1, n_critics=2\]"):
+        make(num_min_qs=3, policy_kwargs={**SMALL["policy_kwargs"], "n_critics": 2})
+
+
+def test_dict_net_arch_sets_edit_and_critic_widths_as_sac_does():
+    model = make(policy_kwargs={**SMALL["policy_kwargs"], "net_arch": dict(pi=[16], qf=[24, 12])})
+    assert [m.out_features for m in model.edit.trunk if isinstance(m, nn.Linear)] == [16]
+    assert [layer.weight.shape[-1] for layer in model.critic.hidden] == [24, 12]
+    model.learn(25)
+
+
+# ----------------------------------------------------------------------------- training mode
+class BatchNormExtractor(BaseFeaturesExtractor):
+    """A learnable extractor with batch norm: fails on one observation in training mode."""
+
+    def __init__(self, observation_space, features_dim=8):
+        super().__init__(observation_space, features_dim)
+        self.net = nn.Sequential(nn.Linear(observation_space.shape[0], features_dim), nn.BatchNorm1d(features_dim), nn.ReLU())
+
+    def forward(self, obs):
+        return self.net(obs)
+
+
+def test_every_module_evaluates_while_acting_and_a_batch_norm_extractor_works(pendulum_demos):
+    policy_kwargs = {**SMALL["policy_kwargs"], "features_extractor_class": BatchNormExtractor}
+    model = make(demonstrations=pendulum_demos, policy_kwargs=policy_kwargs, learning_starts=10)
+    modes = []
+    original = model.policy.candidates
+
+    def record(*args, **kwargs):
+        modes.append([m.training for m in model.policy.modules()])
+        return original(*args, **kwargs)
+
+    model.policy.candidates = record
+    model.learn(30)  # acting from a single observation would fail in training mode ("more than 1 value per channel")
+    assert modes and not any(any(m) for m in modes)  # nothing in training mode while sampling
+    model.predict(np.zeros(3, np.float32))
+
+
+def test_a_learnable_features_extractor_is_trained_by_the_critic(pendulum_demos):
+    policy_kwargs = {**SMALL["policy_kwargs"], "features_extractor_class": BatchNormExtractor}
+    model = make(demonstrations=pendulum_demos, policy_kwargs=policy_kwargs, learning_starts=10)
+    extractor = model.policy.features_extractor
+    assert model.policy.trains_features
+    optimized = {id(p) for group in model.critic.optimizer.param_groups for p in group["params"]}
+    assert all(id(p) in optimized for p in extractor.parameters())
+    before = [p.clone() for p in extractor.parameters()]
+    target_before = [p.clone() for p in model.policy.features_extractor_target.parameters()]
+    stats_before = extractor.net[1].running_mean.clone()
+    model.learn(30)
+    assert all(not th.equal(a, b) for a, b in zip(before, extractor.parameters()))
+    # the target copy follows slowly (Polyak), and the batch-norm statistics were updated in training mode
+    moved = [(a - b).abs().sum() for a, b in zip(target_before, model.policy.features_extractor_target.parameters())]
+    assert all(m > 0 for m in moved)
+    assert not th.equal(stats_before, extractor.net[1].running_mean)
+    th.testing.assert_close(model.policy.features_extractor_target.net[1].running_mean, extractor.net[1].running_mean)
+
+
+# ----------------------------------------------------------------------------- n-step returns
+def test_n_step_returns_match_sb3_for_online_data_and_hold_for_demonstrations():
+    gamma, n = 0.9, 3
+    ends = np.array([0, 0, 0, 0, 1, 0, 0, 1], bool)  # two episodes: 5 and 3 steps, both terminate
+    rewards = np.arange(1.0, 9.0)
+    obs = np.arange(8, dtype=np.float32)[:, None].repeat(3, 1)
+    demos = Transitions(obs, np.zeros((8, 1)), rewards, obs + 100, ends)
+    model = make(demonstrations=demos, n_steps=n, gamma=gamma)
+    buffer = model.replay_buffer
+    assert isinstance(buffer, DemoReplayBuffer) and buffer.n_steps == n
+    np.random.seed(0)
+    batch = buffer.sample_demonstrations(64)
+    for row in range(64):
+        first = int(batch.observations[row, 0])
+        last = min(first + n - 1, 4 if first <= 4 else 7)
+        expected = sum(gamma ** (j - first) * rewards[j] for j in range(first, last + 1))
+        assert batch.rewards[row, 0].item() == pytest.approx(expected, rel=1e-5)
+        assert batch.next_observations[row, 0].item() == last + 100
+        assert batch.discounts[row, 0].item() == pytest.approx(gamma ** (last - first + 1))
+        assert batch.dones[row, 0].item() == float(ends[last])
+
+    # online samples are SB3's NStepReplayBuffer's, given the same data and the same random indices
+    reference = NStepReplayBuffer(100, buffer.observation_space, buffer.action_space, n_steps=n, gamma=gamma)
+    rng = np.random.default_rng(0)
+    for t in range(30):
+        o, r, d = rng.normal(size=(1, 3)), rng.normal(size=1), np.array([t % 7 == 6])
+        for b in (buffer, reference):
+            b.add(o, o + 1, np.zeros((1, 1)), r, d, [{}])
+    idx = np.arange(25)
+    ours, theirs = buffer._get_samples(idx), reference._get_samples(idx)
+    for a, b in zip(ours, theirs):
+        th.testing.assert_close(a, b)
+    model.learn(25)  # trains with the discounts of the buffer
+
+
+def test_n_step_is_refused_for_dict_observations():
+    env = gym.wrappers.TransformObservation(
+        gym.make("Pendulum-v1"), lambda o: {"x": o}, spaces.Dict({"x": spaces.Box(-8, 8, (3,), np.float32)})
+    )
+    with pytest.raises(ValueError, match="n_steps=3: n-step returns are not supported for Dict observations"):
+        EXPO("MultiInputPolicy", env, n_steps=3, **SMALL)
+
+
+# ----------------------------------------------------------------------------- nothing dropped silently
+def test_a_buffer_that_cannot_mix_demonstrations_is_refused(pendulum_demos):
+    with pytest.raises(ValueError, match="replay_buffer_class=ReplayBuffer cannot mix demonstrations"):
+        make(demonstrations=pendulum_demos, replay_buffer_class=ReplayBuffer)
+    make(replay_buffer_class=ReplayBuffer).learn(25)  # without demonstrations any SB3 buffer is fine
+
+
+def test_edit_log_prob_stays_exact_when_the_std_is_tiny_next_to_the_mean():
+    """log N(u; mu, sigma) from the draw itself: ((u - mu) / sigma)^2 cancels in float32 when sigma << |mu|."""
+    edit = EditPolicy(2, 1, [4], edit_beta=0.5)
+    with th.no_grad():
+        edit.mu.weight.zero_()
+        edit.mu.bias.fill_(3.0)
+        edit.log_std.weight.zero_()
+        edit.log_std.bias.fill_(-18.0)
+    noise = th.tensor([[1.3], [-0.7]])
+    _, log_prob = edit(th.zeros(2, 2), th.zeros(2, 1), noise=noise)
+    u = 3.0 + math.exp(-18.0) * noise.double()
+    exact = -0.5 * noise.double() ** 2 + 18.0 - 0.5 * math.log(2 * math.pi) - th.log(1 - th.tanh(u) ** 2) - math.log(0.5)
+    th.testing.assert_close(log_prob.double(), exact.squeeze(-1), rtol=1e-4, atol=1e-3)
+
+
+def test_vec_normalize_statistics_come_from_the_demonstrations_before_pretraining(mc_demos):
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")]), gamma=0.99)
+    model = EXPO("MlpPolicy", venv, demonstrations=mc_demos, **SMALL)
+    np.testing.assert_allclose(venv.obs_rms.mean, mc_demos.observations.mean(0), rtol=1e-4, atol=1e-5)
+    assert venv.ret_rms.count > len(mc_demos) - 1
+    model.pretrain(5)
+    batch = model.replay_buffer.sample_demonstrations(512, env=venv)
+    assert abs(batch.observations.mean(0)).max() < 0.3  # normalised with the demonstrations' statistics
+    loaded_stats = VecNormalize(DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")]))
+    loaded_stats.obs_rms.update(np.ones((10, 2)))  # statistics that came from elsewhere (a file) are kept
+    EXPO("MlpPolicy", loaded_stats, demonstrations=mc_demos, **SMALL)
+    np.testing.assert_allclose(loaded_stats.obs_rms.mean, 1.0, atol=1e-3)
+
+
+def test_sac_still_takes_the_demo_buffer_with_n_step(pendulum_demos):
+    """DemoReplayBuffer stays a plain SB3 buffer: SAC with n-step returns and demonstrations."""
+    model = SAC(
+        "MlpPolicy",
+        "Pendulum-v1",
+        replay_buffer_class=DemoReplayBuffer,
+        replay_buffer_kwargs=dict(demonstrations=pendulum_demos, n_steps=3, gamma=0.99),
+        learning_starts=20,
+        batch_size=32,
+        policy_kwargs=dict(net_arch=[16]),
+    )
+    model.learn(40)
+    assert model.replay_buffer.sample(8).discounts is not None
