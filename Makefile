@@ -6,7 +6,7 @@ STAMP := $(VENV)/.sb3-expo-installed
 
 .PHONY: demo test install clean postgres
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile _sb3_expo_zoo_hook.py sb3_expo_zoo.pth
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: takes the local CPU wheel instead of pulling a multi-GB CUDA build

@@ -358,3 +358,108 @@ def test_every_yaml_entry_names_real_expo_arguments_and_a_demonstration_source()
 
         assert len(load_demonstrations(entries[env_id]["demonstrations"], gym.make(env_id))) > 0
     assert entries["AdroitHandPen-v1"]["edit_beta"] == 0.7 and entries["AntMaze_Large_Diverse_GR-v4"]["num_min_qs"] == 1
+
+
+# ----------------------------------------------------------------------------- the hook costs other zoo users nothing
+def test_importing_the_zoo_loads_nothing_of_ours_and_other_algorithms_print_nothing_of_ours(tmp_path):
+    timing = run([BIN / "python", "-X", "importtime", "-c", "import rl_zoo3"], tmp_path).stderr
+    ours = [line.split("|")[-1].strip() for line in timing.splitlines() if "sb3_expo" in line or "robotics" in line]
+    assert ours == ["_sb3_expo_zoo_hook"], ours
+    sac = zoo("train", "--algo", "sac", "--env", "Pendulum-v1", "-n", 120, "-f", "logs", cwd=tmp_path)
+    text = (sac.stdout + sac.stderr).lower()
+    assert "sb3_expo" not in text and "sb3-expo" not in text and "adroit" not in text
+    listing = zoo("train", "--help", cwd=tmp_path).stdout
+    assert "expo" in listing and "gorl" in listing  # still offered, lazily
+
+
+def test_a_flow_base_from_the_yaml_policy_kwargs(tmp_path):
+    kwargs = "dict(base='flow', diffusion_steps=4, net_arch=[32, 32], n_critics=2, denoiser_width=32, denoiser_blocks=1)"
+    expo_train(
+        "-n", 80, "-f", "logs", "-params", "learning_starts:50", "gradient_steps:1", f"policy_kwargs:{kwargs}", cwd=tmp_path
+    )
+    model = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_1/Pendulum-v1.zip")
+    assert type(model.base).__name__ == "FlowPolicy" and model.base.n_steps == 4
+
+
+# ----------------------------------------------------------------------------- crashes and resuming
+def _wait_for(condition, process, timeout=300):
+    deadline = time.time() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed:\n{process.stdout.read()[-3000:]}")
+        if time.time() > deadline:
+            process.kill()
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.02)
+
+
+def _crash_run(tmp_path, *args, env=None):
+    command = [
+        BIN / "rl_zoo3",
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "Pendulum-v1",
+        "-n",
+        400,
+        "-f",
+        "logs",
+        "--save-freq",
+        50,
+        "--seed",
+        0,
+        *TINY,
+        *args,
+    ]
+    return subprocess.Popen(
+        [str(a) for a in command], cwd=tmp_path, env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_a_killed_run_resumes_from_its_latest_complete_checkpoint(tmp_path):
+    from sb3_expo.common.callbacks import latest_checkpoint
+
+    # 1. killed mid-run (SIGKILL: no chance to save anything on the way out)
+    first = _crash_run(tmp_path)
+    run1 = tmp_path / "logs/expo/Pendulum-v1_1"
+
+    def reached(steps):
+        latest = latest_checkpoint(run1) if run1.exists() else None
+        return latest is not None and int(latest.name) >= steps
+
+    _wait_for(lambda: reached(150), first)
+    first.kill()
+    first.wait()
+    checkpoint = latest_checkpoint(run1)
+    model = EXPO.load(checkpoint / "model.zip")
+    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    steps = model.num_timesteps
+    assert steps == int(checkpoint.name) and model.replay_buffer.pos == steps  # every online transition is there
+    assert model.replay_buffer.n_demos == 1000 and model._n_base_updates == steps - 50  # demonstrations, schedules
+
+    # 2. resumed, then killed while it writes a checkpoint: the previous complete one is still the latest
+    slow = {**ENV, "SB3_EXPO_CHECKPOINT_DELAY": "1.5"}
+    second = _crash_run(tmp_path, "-i", checkpoint / "model.zip", env=slow)
+    run2 = tmp_path / "logs/expo/Pendulum-v1_2"
+    _wait_for(
+        lambda: run2.exists() and latest_checkpoint(run2) is not None and any((run2 / "checkpoints").glob(".partial-*")),
+        second,
+    )
+    second.kill()
+    second.wait()
+    assert any((run2 / "checkpoints").glob(".partial-*"))  # killed in the middle of a write
+    checkpoint = latest_checkpoint(run2)
+    model = EXPO.load(checkpoint / "model.zip")
+    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    assert model.num_timesteps == int(checkpoint.name) > steps and model.replay_buffer.pos == model.num_timesteps
+
+    # 3. resumed to the end: the run finishes at the total it was started with, nothing lost or counted twice
+    third = _crash_run(tmp_path, "-i", run2 / "checkpoints/latest/model.zip", "--save-replay-buffer")
+    output = third.communicate(timeout=600)[0]
+    assert third.returncode == 0, output[-3000:]
+    assert f"Resuming from a checkpoint at {model.num_timesteps} of 400 steps" in output
+    final = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_3/Pendulum-v1.zip")
+    final.load_replay_buffer(tmp_path / "logs/expo/Pendulum-v1_3/replay_buffer.pkl")
+    assert final.num_timesteps == 400 and final.replay_buffer.pos == 400 and final._n_base_updates == 350
+    assert final.replay_buffer.n_demos == 1000

@@ -554,7 +554,14 @@ class EXPO(OffPolicyAlgorithm):
         return super()._setup_learn(*args, **kwargs)
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        """Load a saved buffer; the episode it was saved in the middle of counts as truncated (the env restarts), so
+        n-step returns never run across the restart."""
         super().load_replay_buffer(path, truncate_last_traj)
+        buffer = self.replay_buffer
+        if truncate_last_traj and isinstance(buffer, DEMO_BUFFERS) and (buffer.pos > 0 or buffer.full):
+            last = (buffer.pos - 1) % buffer.buffer_size
+            if buffer.handle_timeout_termination:
+                buffer.timeouts[last] = np.logical_or(buffer.timeouts[last], ~buffer.dones[last].astype(bool))
         self._demos_missing = self.demo_ratio > 0 and not getattr(self.replay_buffer, "n_demos", 0)
 
     def learn(

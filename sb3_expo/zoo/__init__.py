@@ -1,67 +1,138 @@
-"""rl-zoo3 integration: `register()` makes `--algo expo` and its tuning available in this process.
+"""rl-zoo3 integration: `register()` makes `--algo expo` and `--algo gorl` and their tuning available in this process.
 
 rl_zoo3 2.9 has no plug-in hook: its `--algo` choices are the keys of `rl_zoo3.utils.ALGOS` when the parser is
-built, and its default config path points inside the rl_zoo3 package. `register()` fills both gaps. The plain
-`rl_zoo3` command calls it through a start-up hook (see `_sb3_expo_zoo_hook.py`); `expo-zoo` calls it directly.
+built, and its default config path points inside the rl_zoo3 package. The plain `rl_zoo3` command gets lazy entries
+from a start-up hook (see `_sb3_expo_zoo_hook.py`), which calls `register()` once EXPO or GoRL is asked for;
+`expo-zoo` calls it directly. For EXPO and GoRL runs, register() also changes three things in the zoo:
+
+- `--save-freq` writes resumable checkpoints (model, online replay buffer, VecNormalize statistics; atomically;
+  sb3_expo.common.callbacks), and `-i <run>/checkpoints/latest/model.zip` resumes the run where it stopped, up to the
+  total steps it was started with;
+- evaluations log the mean of the task metrics named in `monitor_kwargs: info_keywords` (e.g. eval/solved_fraction);
+- the default config is this package's hyperparams/<algo>.yml (./hyperparams/<algo>.yml wins; -conf always wins).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
+import io
+import warnings
 from pathlib import Path
 from typing import Any
 
-CONFIG_NAME = "expo.yml"
+CONFIGS = {"expo": "expo.yml", "gorl": "gorl.yml"}
 
 
-def default_config() -> str:
-    """./hyperparams/expo.yml when it exists, else the copy shipped in the package (or in the source checkout)."""
+def default_config(algo: str = "expo") -> str:
+    """./hyperparams/<algo>.yml when it exists, else the copy shipped in the package (or in the source checkout)."""
+    name = CONFIGS[algo]
     package = Path(__file__).resolve().parent.parent
-    for candidate in (
-        Path("hyperparams") / CONFIG_NAME,
-        package / "hyperparams" / CONFIG_NAME,
-        package.parent / "hyperparams" / CONFIG_NAME,
-    ):
+    for candidate in (Path("hyperparams") / name, package / "hyperparams" / name, package.parent / "hyperparams" / name):
         if candidate.is_file():
             return str(candidate)
-    raise FileNotFoundError(f"no {CONFIG_NAME} found in ./hyperparams or in the sb3_expo package.")
+    raise FileNotFoundError(f"no {name} found in ./hyperparams or in the sb3_expo package.")
 
 
 def register() -> None:
-    """Add EXPO to rl_zoo3's ALGOS, hyperparameter sampler and converter; default its config to expo.yml."""
+    """Add EXPO and GoRL to rl_zoo3's ALGOS, samplers and converters; patch its ExperimentManager for their runs."""
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
 
-    from sb3_expo import EXPO
+    import sb3_expo
     from sb3_expo.datasets.robosuite_tasks import register_envs
-    from sb3_expo.zoo.tuning import convert_expo_params, sample_expo_params
+    from sb3_expo.zoo.tuning import CONVERTERS, SAMPLERS
 
-    register_envs()  # RobomimicLift-v0, ... (robosuite is imported only when one is made)
+    register_envs()  # RobomimicLift-v0, ... and the paper's task ids (nothing heavy is imported until one is made)
     try:  # PointMaze, AntMaze, Adroit ids, when gymnasium-robotics is installed
         import gymnasium
-        import gymnasium_robotics
+
+        # its import prints a notice about the Dense Adroit rewards, which no entry of ours uses
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            import gymnasium_robotics
 
         gymnasium.register_envs(gymnasium_robotics)
     except ImportError:
         pass
-    utils.ALGOS["expo"] = EXPO
-    hyperparams_opt.HYPERPARAMS_SAMPLER["expo"] = sample_expo_params
-    hyperparams_opt.HYPERPARAMS_CONVERTER["expo"] = convert_expo_params
-    manager = exp_manager.ExperimentManager
-    if not getattr(manager.__init__, "_sb3_expo", False):
-        manager.__init__ = _with_expo_defaults(manager.__init__)
+    for algo in CONFIGS:
+        if hasattr(sb3_expo, {"expo": "EXPO", "gorl": "GoRL"}[algo]):
+            utils.ALGOS[algo] = getattr(sb3_expo, {"expo": "EXPO", "gorl": "GoRL"}[algo])
+            hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = SAMPLERS[algo]
+            hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = CONVERTERS[algo]
+    _patch(exp_manager.ExperimentManager)
 
 
-def _with_expo_defaults(init: Any) -> Any:
+def _patch(manager: type) -> None:
+    if getattr(manager, "_sb3_expo_patched", False):
+        return
+    manager._sb3_expo_patched = True
+    init = getattr(manager.__init__, "_sb3_expo_original", manager.__init__)  # under the start-up hook's lazy wrapper
     signature = inspect.signature(init)
 
     @functools.wraps(init)
-    def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         bound = signature.bind(self, *args, **kwargs)
-        if bound.arguments.get("algo") == "expo":
-            if bound.arguments.get("config") is None:  # -conf always wins
-                bound.arguments["config"] = default_config()
+        algo = bound.arguments.get("algo")
+        if algo in CONFIGS and bound.arguments.get("config") is None:  # -conf always wins
+            bound.arguments["config"] = default_config(algo)
         init(*bound.args, **bound.kwargs)
 
-    wrapped._sb3_expo = True  # type: ignore[attr-defined]
-    return wrapped
+    create_callbacks, learn = manager.create_callbacks, manager.learn
+
+    def create_callbacks_for_ours(self: Any) -> None:
+        create_callbacks(self)
+        if self.algo in CONFIGS:
+            _use_our_callbacks(self)
+
+    def learn_for_ours(self: Any, model: Any) -> None:
+        if self.algo in CONFIGS:
+            from sb3_expo.common.callbacks import checkpoint_info
+
+            info = checkpoint_info(self.trained_agent) if self.continue_training else None
+            if info is not None and info.get("total_timesteps"):
+                return _resume(self, model, int(info["total_timesteps"]))
+        return learn(self, model)
+
+    manager.__init__ = __init__
+    manager.create_callbacks = create_callbacks_for_ours
+    manager.learn = learn_for_ours
+
+
+def _use_our_callbacks(manager: Any) -> None:
+    """The zoo's checkpoint and evaluation callbacks, turned into their resumable / task-metric versions."""
+    from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+
+    from sb3_expo.common.callbacks import InfoEvalCallback, ResumableCheckpointCallback
+
+    metrics = tuple(k for k in manager.monitor_kwargs.get("info_keywords", ()) if k != "is_success")
+    for callback in manager.callbacks:
+        if type(callback) is CheckpointCallback:
+            callback.__class__ = ResumableCheckpointCallback
+            callback.env_name, callback.keep, callback.total_timesteps = str(manager.env_name), 2, None
+        elif type(callback) is EvalCallback:
+            callback.__class__ = InfoEvalCallback
+            callback.info_keywords = metrics
+
+
+def _resume(manager: Any, model: Any, total_timesteps: int) -> None:
+    """The zoo's learn() for a run continued from one of its checkpoints: the step count and schedules go on."""
+    print(f"Resuming from a checkpoint at {model.num_timesteps} of {total_timesteps} steps")
+    kwargs: dict[str, Any] = {"reset_num_timesteps": False}
+    if manager.log_interval > -1:
+        kwargs["log_interval"] = manager.log_interval
+    elif manager.log_interval < -1:
+        kwargs["log_interval"] = None
+    if manager.callbacks:
+        kwargs["callback"] = manager.callbacks
+    try:
+        model.learn(max(total_timesteps - model.num_timesteps, 0), **kwargs)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if manager.callbacks:
+            manager.callbacks[0].on_training_end()
+        try:
+            model.env.close()
+        except EOFError:
+            pass

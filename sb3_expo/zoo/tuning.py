@@ -26,3 +26,7 @@ def convert_expo_params(params: dict[str, Any]) -> dict[str, Any]:
     hyperparams = dict(params)
     hyperparams["n_edit_samples"] = hyperparams["n_base_samples"]
     return hyperparams
+
+
+SAMPLERS = {"expo": sample_expo_params}
+CONVERTERS = {"expo": convert_expo_params}
