@@ -2,6 +2,7 @@
 
     python benchmarks/evidence.py main                # all tasks x all methods, CPU scale (about 2 h on 2 cores)
     python benchmarks/evidence.py ablations           # demonstration quantity (EXPO only; tasks in ablation_demos)
+    python benchmarks/evidence.py bases               # EXPO's base policy: DDPM vs flow matching (block `bases`)
     python benchmarks/evidence.py main --tasks MountainCarContinuous-v0 --seeds 5 --workers 2
     python benchmarks/evidence.py main --scale paper  # the paper-scale configuration (for a GPU)
     python benchmarks/evidence.py main --report-only  # re-aggregate the runs already on disk
@@ -47,6 +48,19 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "SAC + demos (RLPD-style)": ("sac", "sac", True, {}),
     "CrossQ + demos": ("crossq", "crossq", True, {}),
     "SAC, no demos": ("sac", "sac", False, {}),
+    "EXPO, flow (10 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 10}}),
+    "EXPO, flow (2 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 2}}),
+}
+SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several demonstration counts)
+    "main": [
+        "EXPO",
+        "EXPO, no edits (K=0)",
+        "EXPO, no OTF backup",
+        "SAC + demos (RLPD-style)",
+        "CrossQ + demos",
+        "SAC, no demos",
+    ],
+    "bases": ["EXPO", "EXPO, flow (10 steps)", "EXPO, flow (2 steps)"],
 }
 GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "CrossQ + demos")
 THRESHOLD = 0.8
@@ -129,13 +143,14 @@ class Run:
     seed: int
     n_demos: int
     path: Path
+    suite: str = "main"
 
 
 def build_model(method: str, env: gym.Env, demos, config: dict, seed: int):
     algo, key, with_demos, extra = METHODS[method]
     kwargs = {**config[key], **extra}
-    if "policy_kwargs" in kwargs and isinstance(kwargs["policy_kwargs"], dict):
-        kwargs["policy_kwargs"] = dict(kwargs["policy_kwargs"])
+    if isinstance(kwargs.get("policy_kwargs"), dict):  # a method's policy_kwargs add to the scale's
+        kwargs["policy_kwargs"] = {**config[key].get("policy_kwargs", {}), **extra.get("policy_kwargs", {})}
     if algo == "expo":
         from sb3_expo import EXPO
 
@@ -175,7 +190,7 @@ def execute(run: Run, config: dict) -> dict:
             flush=True,
         )
     record = dict(
-        **{k: getattr(run, k) for k in ("scale", "task", "method", "seed", "n_demos")},
+        **{k: getattr(run, k) for k in ("scale", "task", "method", "seed", "n_demos", "suite")},
         steps=steps,
         success=success,
         deterministic_eval=deterministic,
@@ -329,10 +344,17 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
     header = len(lines)
     for task in tasks:
         task_cfg = config["tasks"][task]
-        if suite == "main":
+        if suite in SUITE_METHODS:
             group = {
-                m: [r for r in runs if r["task"] == task and r["method"] == m and r["n_demos"] == task_cfg["demos"]]
-                for m in METHODS
+                m: [
+                    r
+                    for r in runs
+                    if r["task"] == task
+                    and r["method"] == m
+                    and r["n_demos"] == task_cfg["demos"]
+                    and r.get("suite", "main") == suite
+                ]
+                for m in SUITE_METHODS[suite]
             }
             label = "method"
         else:
@@ -358,7 +380,7 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
             + (
                 f"{first['demos']} scripted episodes ({first['demo_transitions']} transitions, expert success "
                 f"{first['expert_success']:.0%})."
-                if suite == "main"
+                if suite in SUITE_METHODS
                 else f"{', '.join(str(n) for n in config['ablation_demos'][task])} scripted episodes."
             ),
             "",
@@ -397,23 +419,27 @@ def load_config(scale: str) -> dict:
 
 
 def plan(suite: str, scale: str, config: dict, tasks: list[str], seeds: list[int]) -> list[Run]:
+    """Every run of a suite; runs of suites other than main and ablations live in their own folder (runs/<scale>/<task>/
+    <suite>/), so that every method of a comparison is run with the same code."""
     runs = []
     for task in tasks:
-        if suite == "main":
-            specs = [(m, config["tasks"][task]["demos"]) for m in METHODS]
+        if suite in SUITE_METHODS:
+            specs = [(m, config["tasks"][task]["demos"]) for m in SUITE_METHODS[suite]]
         else:
             specs = [("EXPO", n) for n in config["ablation_demos"][task]]
+        folder = RESULTS / "runs" / scale / task / ("" if suite in ("main", "ablations") else suite)
         for method, n_demos in specs:
             for seed in seeds:
                 slug = method.lower().replace(" ", "_").replace(",", "").replace("(", "").replace(")", "").replace("+", "plus")
-                path = RESULTS / "runs" / scale / task / f"{slug}__demos{n_demos}__seed{seed}.json"
-                runs.append(Run(scale, task, method, seed, n_demos, path))
+                runs.append(
+                    Run(scale, task, method, seed, n_demos, folder / f"{slug}__demos{n_demos}__seed{seed}.json", suite)
+                )
     return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("suite", choices=["main", "ablations"])
+    parser.add_argument("suite", choices=[*SUITE_METHODS, "ablations"])
     parser.add_argument("--scale", choices=list(load_block()), default="cpu", help="a key of the yml block")
     parser.add_argument("--tasks", nargs="+", help="default: every task of the scale (ablations: those in ablation_demos)")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: all")
@@ -423,8 +449,12 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_config(args.scale)
-    tasks = args.tasks or list(config["tasks"] if args.suite == "main" else config.get("ablation_demos", {}))
-    seeds = list(range(args.seeds or config["seeds"]))
+    suite_cfg = config.get(args.suite, {}) if args.suite not in ("main", "ablations") else {}
+    default_tasks = suite_cfg.get("tasks") or (
+        config["tasks"] if args.suite != "ablations" else config.get("ablation_demos", {})
+    )
+    tasks = args.tasks or list(default_tasks)
+    seeds = list(range(args.seeds or suite_cfg.get("seeds") or config["seeds"]))
     runs = [r for r in plan(args.suite, args.scale, config, tasks, seeds) if not args.methods or r.method in args.methods]
     todo = [r for r in runs if not r.path.exists()]
     start = time.perf_counter()

@@ -1,7 +1,8 @@
 """Throughput of the EXPO update at the paper's settings: straightforward vs fast path, fp32, bf16, torch.compile.
 
-    python benchmarks/throughput.py            # full table + scaling sweep (about 10 minutes on 2 CPU cores)
+    python benchmarks/throughput.py            # full table, base policies, scaling sweep (about 13 minutes on 2 cores)
     python benchmarks/throughput.py --quick    # smaller sweep
+    python benchmarks/throughput.py --only bases   # the base-policy rows alone (DDPM at 10 steps, flow at 1, 2, 4, 10)
 
 AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
 runs in its own process, so its peak memory (max RSS, replay buffer kept small) is its own. GFLOP/s counts the
@@ -59,7 +60,7 @@ def matmul_peak(dtype: th.dtype, rounds: int = 7) -> float:
     return best
 
 
-def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compile: bool = False):
+def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compile: bool = False, base: str = "ddpm"):
     from sb3_expo import EXPO, Transitions
 
     rng = np.random.default_rng(0)
@@ -78,7 +79,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compi
         demonstrations=demos,
         n_base_samples=n_base,
         n_edit_samples=n_base,
-        policy_kwargs=dict(diffusion_steps=steps),
+        policy_kwargs=dict(diffusion_steps=steps, base=base),
         bf16_sampler=bf16,
         torch_compile=torch_compile,
         seed=0,
@@ -95,7 +96,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compi
 def measure(config: dict) -> dict:
     """One configuration in this process: seconds per train() call, acting latency, peak RSS."""
     th.manual_seed(0)
-    model = make_model(config["n_base"], config["steps"], config["bf16"], config["compile"])
+    model = make_model(config["n_base"], config["steps"], config["bf16"], config["compile"], config.get("base", "ddpm"))
     batch, utd = config["batch"], config["utd"]
     if config["path"] == "reference":
         from sb3_expo.expo.reference import ReferenceUpdate
@@ -150,14 +151,18 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--only", choices=["bases"], help="run one section alone")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
         return
 
     args.out.mkdir(parents=True, exist_ok=True)
-    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2)
+    if args.only == "bases":
+        bases_section(base, args.out)
+        return
+    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     rows = []
     paths = [
         ("reference", False, False),
@@ -211,6 +216,7 @@ def main() -> None:
     for key, values in sweep.items():
         lines.append(f"| {key} | {values} | {[round(v) for v in scaling[key]]} |")
 
+    lines += ["", *bases_section(base, args.out)]
     table = "\n".join(lines)
     print("\n" + table)
     (args.out / "throughput.md").write_text(table + "\n")
@@ -218,6 +224,35 @@ def main() -> None:
         json.dumps({"rows": rows, "scaling": scaling, "sweep": sweep, "peak_fp32": peak32, "peak_bf16": peak16}, indent=1)
     )
     plot(rows, scaling, sweep, args.out / "throughput.png")
+
+
+BASES = [("ddpm", 10), ("flow", 10), ("flow", 4), ("flow", 2), ("flow", 1)]
+
+
+def bases_section(base: dict, out: Path) -> list[str]:
+    """EXPO's base policies at the paper's settings (UTD 20, fast path, fp32 eager): the backup's cost per sampler step."""
+    peak32 = matmul_peak(th.float32)
+    rows = []
+    for name, steps in BASES:
+        rows.append(run_in_subprocess({**base, "path": "fast", "utd": 20, "base": name, "steps": steps}))
+        print(f"  base {name} {steps} steps: {rows[-1]['ms_per_critic_update']:.0f} ms/update", flush=True)
+    peak32 = max(peak32, matmul_peak(th.float32))
+    ddpm = rows[0]["ms_per_critic_update"]
+    lines = [
+        f"Base policies (fast path, fp32 eager, UTD 20; matmul rate fp32 {peak32:.0f} GFLOP/s in this run):",
+        "",
+        "| base | sampler steps | ms / critic update | vs DDPM (10 steps) | backup denoiser GFLOP/s | acting ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (name, steps), r in zip(BASES, rows):
+        lines.append(
+            f"| {name} | {steps} | {r['ms_per_critic_update']:.0f} | {r['ms_per_critic_update'] / ddpm:.2f}x "
+            f"| {r['backup_gflops']:.0f} | {r['act_ms']:.1f} |"
+        )
+    (out / "throughput_bases.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput_bases.json").write_text(json.dumps({"rows": rows, "peak_fp32": peak32}, indent=1))
+    print("\n".join(lines))
+    return lines
 
 
 def plot(rows: list[dict], scaling: dict, sweep: dict, path: Path) -> None:

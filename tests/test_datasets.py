@@ -229,7 +229,7 @@ def test_lift_resets_are_reproducible_from_the_seed():
 
 
 def test_reward_wrappers_apply_alike_to_online_data_and_demonstrations():
-    from sb3_expo.common.wrappers import BinarySuccessReward, RewardShift, SuccessInfo
+    from sb3_expo.common.wrappers import BinarySuccessReward, RewardShift, SuccessInfo, transform_demonstrations
 
     class Goal(gym.Wrapper):  # succeeds on the third step, like a maze goal
         def reset(self, **kwargs):
@@ -247,7 +247,7 @@ def test_reward_wrappers_apply_alike_to_online_data_and_demonstrations():
     assert [s[1] for s in steps] == [-1.0, -1.0, 0.0]  # AntMaze's r - 1: sparse 0/1 becomes -1/0
     assert steps[-1][2] and steps[-1][4]["is_success"] and not steps[0][2]  # success terminates
     original = load_demonstrations("scripted:Pendulum-v1?episodes=1").rewards
-    demos = shifted.transform(load_demonstrations("scripted:Pendulum-v1?episodes=1"))
+    demos = transform_demonstrations(shifted, load_demonstrations("scripted:Pendulum-v1?episodes=1"))
     np.testing.assert_allclose(demos.rewards, original - 1.0, rtol=1e-6)  # the demonstrations get the same shift
     binary = BinarySuccessReward(Goal(gym.make("Pendulum-v1")))
     binary.reset(seed=0)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import optuna
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ import yaml
 
 from sb3_expo import EXPO
 from sb3_expo.datasets import load_demonstrations
+from sb3_expo.datasets.tasks import register_envs
 from sb3_expo.zoo import default_config
 
 BIN = Path(sys.executable).parent
@@ -339,6 +342,7 @@ ZOO_KEYS = {
     "frame_stack",
     "callback",
     "vec_env_wrapper",
+    "monitor_kwargs",
 }
 
 
@@ -354,10 +358,12 @@ def test_every_yaml_entry_names_real_expo_arguments_and_a_demonstration_source()
         source = params.get("demonstrations", "")
         assert env_id == "default" or source.split(":")[0] in {"scripted", "minari", "robomimic"}, env_id
     for env_id in ("MountainCarContinuous-v0", "Pendulum-v1"):  # the CPU entries resolve here and now
-        import gymnasium as gym
-
         assert len(load_demonstrations(entries[env_id]["demonstrations"], gym.make(env_id))) > 0
-    assert entries["AdroitHandPen-v1"]["edit_beta"] == 0.7 and entries["AntMaze_Large_Diverse_GR-v4"]["num_min_qs"] == 1
+    assert entries["AdroitPenBinary-v1"]["edit_beta"] == 0.7 and entries["AntMazeLargeDiverseD4RL-v1"]["num_min_qs"] == 1
+    register_envs()
+    paper = [k for k, v in entries.items() if v.get("n_timesteps", 0) >= 300_000 and k != "default"]
+    assert len(paper) == 8 and all(entries[k]["deterministic_mode"] == "sampled" for k in paper)  # evaluated as the paper
+    assert all(k in gym.registry for k in paper)
 
 
 # ----------------------------------------------------------------------------- the hook costs other zoo users nothing
@@ -463,3 +469,49 @@ def test_a_killed_run_resumes_from_its_latest_complete_checkpoint(tmp_path):
     final.load_replay_buffer(tmp_path / "logs/expo/Pendulum-v1_3/replay_buffer.pkl")
     assert final.num_timesteps == 400 and final.replay_buffer.pos == 400 and final._n_base_updates == 350
     assert final.replay_buffer.n_demos == 1000
+
+
+def test_a_paper_entry_trains_on_its_task_and_logs_its_metric(tmp_path, monkeypatch):
+    """AdroitPenBinary-v1 from expo.yml on a locally made D4RL-format dataset (the real data cannot be fetched here),
+    shrunk with -params: binary rewards, full episodes, solved_fraction in the Monitor and the evaluations."""
+    env = {**ENV, "MINARI_DATASETS_PATH": str(tmp_path / "minari")}
+    missing = zoo(
+        "train", "--algo", "expo", "--env", "AdroitPenBinary-v1", "-n", 10, "-f", "no-data", cwd=tmp_path, env=env, check=False
+    )
+    assert missing.returncode != 0 and "generate adroit-pen-format --dataset-id D4RL/pen/human-v2" in missing.stderr
+    generate = [BIN / "python", "-m", "sb3_expo.datasets.generate", "adroit-pen-format", "--episodes", "2"]
+    run([*generate, "--dataset-id", "D4RL/pen/human-v2"], tmp_path, env=env)
+    small = "dict(net_arch=[32, 32], n_critics=2, denoiser_width=32, denoiser_blocks=1, edit_dropout=0.1)"
+    zoo(
+        "train",
+        "--algo",
+        "expo",
+        "--env",
+        "AdroitPenBinary-v1",
+        "-n",
+        200,
+        "-f",
+        "logs",
+        "--eval-freq",
+        200,
+        "--eval-episodes",
+        1,
+        "-params",
+        "gradient_steps:1",
+        "batch_size:32",
+        "n_base_samples:2",
+        "n_edit_samples:2",
+        f"policy_kwargs:{small}",
+        cwd=tmp_path,
+        env=env,
+    )
+    run_dir = tmp_path / "logs/expo/AdroitPenBinary-v1_1"
+    monitor = pd.read_csv(run_dir / "0.monitor.csv", skiprows=1)
+    assert list(monitor["l"]) == [100, 100] and set(monitor.columns) >= {"is_success", "solved_fraction"}
+    assert np.allclose(monitor["r"], -100 * (1 - monitor["solved_fraction"]))  # the binary reward, full length
+    with pytest.warns(UserWarning, match="loaded without its demonstrations"):  # elsewhere, without the dataset: acts
+        model = EXPO.load(run_dir / "AdroitPenBinary-v1.zip")
+    assert model.policy.deterministic_mode == "sampled" and model.edit_beta == 0.7
+    model.predict(np.zeros(45, np.float32))
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    assert EXPO.load(run_dir / "AdroitPenBinary-v1.zip").replay_buffer.n_demos == 100  # here, with it (2 x 50 steps)

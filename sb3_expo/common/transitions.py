@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,9 @@ class Transitions:
 
     Actions are in the env's own units (what ``env.step`` takes); the buffer scales them to [-1, 1] as SB3
     does. ``terminations`` stop the bootstrap; ``truncations`` (time limits) do not, and only mark episode
-    ends so that errors can name the episode and step.
+    ends so that errors can name the episode and step. ``successes`` is the task's success flag after each step
+    when the source records it (info["success"]); task wrappers use it to give demonstrations the same rewards and
+    terminations as online data. ``applied`` names the task transforms already applied (each is applied once).
     """
 
     observations: Obs
@@ -26,6 +29,8 @@ class Transitions:
     terminations: np.ndarray
     truncations: np.ndarray | None = None
     source: str = field(default="demonstrations", compare=False)
+    successes: np.ndarray | None = None
+    applied: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         self.actions = np.asarray(self.actions)
@@ -35,6 +40,8 @@ class Transitions:
         self.truncations = (
             np.zeros(n, dtype=bool) if self.truncations is None else np.asarray(self.truncations).reshape(-1).astype(bool)
         )
+        if self.successes is not None:
+            self.successes = np.asarray(self.successes).reshape(-1).astype(bool)
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -67,14 +74,26 @@ class Transitions:
             self.terminations[index],
             self.truncations[index],
             source=self.source,
+            successes=None if self.successes is None else self.successes[index],
+            applied=self.applied,
         )
+
+    def fit_observations(self, observation_space: spaces.Space) -> Transitions:
+        """Dict observations flattened (in their key order) for a Box observation space; otherwise unchanged."""
+        if not isinstance(self.observations, dict) or isinstance(observation_space, spaces.Dict):
+            return self
+
+        def flat(obs: dict[str, np.ndarray]) -> np.ndarray:
+            return np.concatenate([np.asarray(v).reshape(len(self), -1) for v in obs.values()], axis=1)
+
+        return dataclasses.replace(self, observations=flat(self.observations), next_observations=flat(self.next_observations))
 
     def validate(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise ValueError naming the problem and the fix if these transitions cannot feed this env."""
         n = len(self)
         if n == 0:
             raise ValueError(f"{self.source} holds no transitions: give at least one demonstration episode.")
-        for name in ("actions", "terminations", "truncations"):
+        for name in ("actions", "terminations", "truncations") + (("successes",) if self.successes is not None else ()):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{self.source}: {name} has {len(getattr(self, name))} rows but rewards has {n}.")
         for name in ("observations", "next_observations"):

@@ -40,19 +40,23 @@ def rollout_episodes(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 
     rewards, terminations, truncations; and whether each succeeded (info['is_success'], else termination)."""
     episodes, successes = [], []
     for episode in range(n_episodes):
-        if hasattr(expert, "reset"):
-            expert.reset()
         obs, info = env.reset(seed=seed + episode)
-        steps: dict[str, list] = {k: [] for k in ("observations", "actions", "rewards", "terminations", "truncations")}
+        if hasattr(expert, "reset"):  # after the env's reset: an expert may plan from (or set up) the new episode
+            expert.reset()
+        keys = ("observations", "actions", "rewards", "terminations", "truncations", "successes")
+        steps: dict[str, list] = {k: [] for k in keys}
         steps["observations"].append(obs)
         done = terminated = False
         while not done:
             action = expert(obs)
             obs, reward, terminated, truncated, info = env.step(action)
-            for key, value in zip(list(steps)[1:], (action, reward, terminated, truncated)):
+            success = info.get("success", info.get("is_success"))
+            for key, value in zip(keys[1:], (action, reward, terminated, truncated, success)):
                 steps[key].append(value)
             steps["observations"].append(obs)
             done = terminated or truncated
+        if any(s is None for s in steps["successes"]):  # the env reports no success flag
+            del steps["successes"]
         observations = steps.pop("observations")
         if isinstance(observations[0], dict):
             stacked = {k: np.array([o[k] for o in observations]) for k in observations[0]}
@@ -81,6 +85,7 @@ def episodes_to_transitions(episodes: list[dict], source: str) -> Transitions:
         column("terminations"),
         column("truncations"),
         source=source,
+        successes=column("successes") if all("successes" in e for e in episodes) else None,
     )
 
 

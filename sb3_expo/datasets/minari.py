@@ -26,15 +26,19 @@ def open_minari(source: str | Path):
     except FileNotFoundError:
         where = get_dataset_path(str(source))
         task = str(source).removeprefix("sb3-expo/").rsplit("-v", 1)[0]
-        command = (
-            f"python -m sb3_expo.datasets.generate {task}"
-            if str(source).startswith("sb3-expo/")
-            else ("python -m sb3_expo.datasets.generate --help")
-        )
+        if str(source).startswith("sb3-expo/"):
+            remedy = f"generate a local one (python -m sb3_expo.datasets.generate {task}) or copy the dataset folder there"
+        else:  # a published dataset: fetched elsewhere (`minari download <id>`) and copied; or a format-only stand-in
+            kind = "antmaze-large-format" if "antmaze" in str(source) else "adroit-pen-format"
+            remedy = (
+                f"copy its folder there (`minari download {source}` on a machine with internet), or, to try the pipeline "
+                f"without the real data, generate a format-only stand-in (python -m sb3_expo.datasets.generate {kind} "
+                f"--dataset-id {source})"
+            )
         raise FileNotFoundError(
             f"minari dataset {str(source)!r} is not on this machine: looked in {where} "
             f"(MINARI_DATASETS_PATH={os.environ.get('MINARI_DATASETS_PATH', 'unset, so ~/.minari/datasets')}). "
-            f"Nothing is downloaded at run time: generate a local one ({command}) or copy the dataset folder there."
+            f"Nothing is downloaded at run time: {remedy}."
         ) from None
 
 
@@ -43,11 +47,13 @@ def load_minari(source: str | Path, flatten: bool = True) -> Transitions:
 
     Terminations stop the bootstrap, truncations do not. Dict observations are flattened in the dataset's
     observation-space key order (what gymnasium's FlattenObservation does), or kept as dicts (flatten=False)
-    for MultiInputPolicy.
+    for MultiInputPolicy and for task wrappers that build observations from them. infos["success"], when recorded,
+    becomes the per-step success flag.
     """
     dataset = open_minari(source)
     obs_space = dataset.observation_space
     columns: dict[str, list] = {k: [] for k in ("obs", "next_obs", "actions", "rewards", "terminations", "truncations")}
+    successes: list[np.ndarray] | None = []
     for episode in dataset.iterate_episodes():
         obs = _obs_array(episode.observations, obs_space, flatten)
         columns["obs"].append(_slice(obs, slice(0, -1)))
@@ -56,6 +62,8 @@ def load_minari(source: str | Path, flatten: bool = True) -> Transitions:
         columns["rewards"].append(np.asarray(episode.rewards))
         columns["terminations"].append(np.asarray(episode.terminations))
         columns["truncations"].append(np.asarray(episode.truncations))
+        success = _step_successes(episode)
+        successes = None if successes is None or success is None else [*successes, success]
     if not columns["rewards"]:
         raise ValueError(f"minari dataset {str(source)!r} holds no episodes.")
     return Transitions(
@@ -66,7 +74,17 @@ def load_minari(source: str | Path, flatten: bool = True) -> Transitions:
         np.concatenate(columns["terminations"]),
         np.concatenate(columns["truncations"]),
         source=f"minari:{source}",
+        successes=None if successes is None else np.concatenate(successes),
     )
+
+
+def _step_successes(episode) -> np.ndarray | None:
+    """The success flag after each step: infos hold one entry per observation (the reset's first) or per step."""
+    infos = episode.infos or {}
+    if "success" not in infos:
+        return None
+    flags, steps = np.asarray(infos["success"]).astype(bool).reshape(-1), len(episode.rewards)
+    return flags[1:] if len(flags) == steps + 1 else flags[:steps]
 
 
 def minari_env(source: str | Path, eval_env: bool = False) -> gym.Env:

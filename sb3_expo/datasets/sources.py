@@ -8,11 +8,16 @@ A source is a Transitions object (returned as is), or a string a zoo YAML file c
 - ``<path>.npz``: arrays observations, actions, rewards, next_observations, terminals[, timeouts] (D4RL-style).
 
 Any source takes ``?reward_shift=X`` (or the keyword), added to every demonstration reward: the same transform
-the env's RewardShift wrapper applies online (the reference's AntMaze r - 1).
+the env's RewardShift wrapper applies online (the reference's AntMaze r - 1); it counts as that wrapper's transform.
+
+Given an env, the demonstrations get what the env's task wrappers do to its online data (common/wrappers.py:
+rewards, terminations, observation layouts), then the env's observation layout (Dict observations flattened in the
+dataset's key order for a Box space), and are validated against its spaces.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,15 +26,15 @@ import gymnasium as gym
 import numpy as np
 
 from sb3_expo.common.transitions import Transitions
+from sb3_expo.common.wrappers import reward_shift_name, transform_demonstrations
 from sb3_expo.datasets.experts import EXPERTS, collect_demonstrations
 
 
 def load_demonstrations(
-    source: str | Path | Transitions, env: gym.Env | None = None, observation_space: gym.Space | None = None, **options: Any
+    source: str | Path | Transitions, env: Any = None, observation_space: gym.Space | None = None, **options: Any
 ) -> Transitions:
-    """Resolve `source` to Transitions; validated against `env`'s spaces when an env is given.
-
-    Dict observations stay dicts when the env (or observation_space) has Dict observations, else are flattened.
+    """Resolve `source` to Transitions: transformed by `env`'s task wrappers and validated against its spaces when an
+    env (gym.Env or VecEnv) is given. Dict observations stay dicts for a Dict observation space, else are flattened.
     """
     observation_space = observation_space or (env.observation_space if env is not None else None)
     reward_shift = float(options.pop("reward_shift", 0.0))
@@ -46,7 +51,8 @@ def load_demonstrations(
         elif text.startswith("minari:"):
             from sb3_expo.datasets.minari import load_minari
 
-            options.setdefault("flatten", not isinstance(observation_space, gym.spaces.Dict))
+            # with a space to fit: dicts until the task's wrappers and the space have had their say; else flat
+            options.setdefault("flatten", observation_space is None)
             transitions = load_minari(text.removeprefix("minari:"), **options)
         elif text.startswith("robomimic:"):
             transitions = _robomimic(text.removeprefix("robomimic:"), **options)
@@ -58,8 +64,16 @@ def load_demonstrations(
                 f"(scripted experts: {sorted(EXPERTS)}), 'minari:<dataset id>', 'robomimic:<file.hdf5>' "
                 "or a path to an .npz file."
             )
-    if reward_shift:
-        transitions.rewards = (transitions.rewards + reward_shift).astype(np.float32)
+    if reward_shift and reward_shift_name(reward_shift) not in transitions.applied:
+        transitions = dataclasses.replace(
+            transitions,
+            rewards=(transitions.rewards + reward_shift).astype(np.float32),
+            applied=(*transitions.applied, reward_shift_name(reward_shift)),
+        )
+    if env is not None:
+        transitions = transform_demonstrations(env, transitions)
+    if observation_space is not None:
+        transitions = transitions.fit_observations(observation_space)
     if env is not None:
         transitions.validate(env.observation_space, env.action_space)
     return transitions

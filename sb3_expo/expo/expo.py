@@ -165,6 +165,7 @@ class EXPO(OffPolicyAlgorithm):
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
         self._n_edit_updates = 0
         self._acted, self._acted_edited = 0, 0
+        self._strict_demonstrations = _init_setup_model  # EXPO.load() tolerates a source missing on this machine
         if _init_setup_model:
             self._check_arguments()
             self._setup_model()
@@ -220,10 +221,12 @@ class EXPO(OffPolicyAlgorithm):
                 DictDemoReplayBuffer if isinstance(self.observation_space, spaces.Dict) else DemoReplayBuffer
             )
         # A model loaded without its demonstrations can act; training it needs them back (see _setup_learn).
-        self._demos_missing = self.demonstrations is None and self.demo_ratio > 0
+        demos = self._resolve_demonstrations() if self.replay_buffer is None else None
+        self._demos_missing = (self.demonstrations is None or (self.replay_buffer is None and demos is None)) and (
+            self.demo_ratio > 0
+        )
         if self.replay_buffer is None and issubclass(self.replay_buffer_class, DEMO_BUFFERS):
             # Built here, not by SB3, so the demonstrations never enter replay_buffer_kwargs (saved with the model).
-            demos = self.demonstrations
             n_step = dict(n_steps=self.n_steps, gamma=self.gamma) if self.n_steps > 1 else {}
             self.replay_buffer = self.replay_buffer_class(
                 self.buffer_size,
@@ -232,7 +235,7 @@ class EXPO(OffPolicyAlgorithm):
                 device=self.device,
                 n_envs=self.n_envs,
                 optimize_memory_usage=self.optimize_memory_usage,
-                demonstrations=None if demos is None else load_demonstrations(demos, observation_space=self.observation_space),
+                demonstrations=demos,
                 demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
                 **{**n_step, **self.replay_buffer_kwargs},
             )
@@ -274,6 +277,22 @@ class EXPO(OffPolicyAlgorithm):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         else:
             self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
+
+    def _resolve_demonstrations(self) -> Transitions | None:
+        """The demonstrations, transformed by the env's task wrappers as its online data are; None if there are none.
+
+        EXPO.load() re-resolves a saved source string; if it is not on this machine the model still loads (and acts)
+        with a warning, and learn() asks for the demonstrations. At construction a missing source is an error.
+        """
+        if self.demonstrations is None:
+            return None
+        try:
+            return load_demonstrations(self.demonstrations, self.env, self.observation_space)
+        except FileNotFoundError as error:
+            if self._strict_demonstrations:
+                raise
+            warnings.warn(f"loaded without its demonstrations, which act no part in acting: {error}", stacklevel=3)
+            return None
 
     def _create_aliases(self) -> None:
         self.base, self.base_ema, self.edit = self.policy.base, self.policy.base_ema, self.policy.edit
@@ -585,6 +604,7 @@ class EXPO(OffPolicyAlgorithm):
     def _excluded_save_params(self) -> list[str]:
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
         excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_demos_missing"]
+        excluded += ["_strict_demonstrations"]
         excluded += ["_bf16_net"]
         # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
         return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]

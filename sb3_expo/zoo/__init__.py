@@ -40,10 +40,10 @@ def register() -> None:
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
 
     import sb3_expo
-    from sb3_expo.datasets.robosuite_tasks import register_envs
+    from sb3_expo.datasets.tasks import register_envs
     from sb3_expo.zoo.tuning import CONVERTERS, SAMPLERS
 
-    register_envs()  # RobomimicLift-v0, ... and the paper's task ids (nothing heavy is imported until one is made)
+    register_envs()  # the paper's task ids: AntMaze...D4RL-v1, Adroit...Binary-v1, Robomimic...-v0 (imported when made)
     try:  # PointMaze, AntMaze, Adroit ids, when gymnasium-robotics is installed
         import gymnasium
 
