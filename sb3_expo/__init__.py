@@ -1,8 +1,9 @@
-"""sb3-expo: EXPO (Expressive Policy Optimization) for stable-baselines3."""
+"""sb3-expo: EXPO (Expressive Policy Optimization) and GoRL for stable-baselines3."""
 
 from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.expo import EXPO, ExpoPolicy, MlpPolicy, MultiInputPolicy
+from sb3_expo.gorl import GoRL, GoRLPolicy
 
 __version__ = "0.1.0"
 
@@ -11,6 +12,8 @@ __all__ = [
     "DemoReplayBuffer",
     "DictDemoReplayBuffer",
     "ExpoPolicy",
+    "GoRL",
+    "GoRLPolicy",
     "MlpPolicy",
     "MultiInputPolicy",
     "Transitions",

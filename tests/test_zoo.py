@@ -515,3 +515,52 @@ def test_a_paper_entry_trains_on_its_task_and_logs_its_metric(tmp_path, monkeypa
     model.predict(np.zeros(45, np.float32))
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     assert EXPO.load(run_dir / "AdroitPenBinary-v1.zip").replay_buffer.n_demos == 100  # here, with it (2 x 50 steps)
+
+
+# ----------------------------------------------------------------------------- GoRL through the same three entry points
+GORL_TINY = ["n_steps:128", "batch_size:64", "n_epochs:2", "decoder_fit_steps:50", "stage_evals:1", "eval_episodes:1"]
+
+
+def gorl_train(*args, cwd, params=(), **kwargs):
+    return zoo("train", "--algo", "gorl", "--env", "Pendulum-v1", *args, "-params", *GORL_TINY, *params, cwd=cwd, **kwargs)
+
+
+def test_gorl_trains_enjoys_and_resumes_its_stage_from_a_checkpoint(tmp_path):
+    from sb3_expo import GoRL
+    from sb3_expo.common.callbacks import latest_checkpoint
+
+    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 0, "--save-freq", 300, cwd=tmp_path)
+    assert (
+        "| gorl/" in out.stdout and "decoder_val_loss" in out.stdout and "stage_eval_return" in out.stdout
+    )  # progress on stdout
+    run1 = tmp_path / "logs/gorl/Pendulum-v1_1"
+    model = GoRL.load(run1 / "Pendulum-v1.zip")
+    assert model.stage == 3 and [h["stage"] for h in model.stage_history] == [0, 1, 2]  # all four stages ran
+    assert model.stage_history[-1]["ended_at"] < 1024  # the last stage trained (collection steps set aside)
+    assert model.policy.decoder.fitted and model.n_steps == 128  # the -params reached GoRL
+    assert dict(yaml.unsafe_load((run1 / "Pendulum-v1/config.yml").read_text()))["n_timesteps"] == 100_000  # gorl.yml
+
+    zoo("enjoy", "--algo", "gorl", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 50, "--no-render", cwd=tmp_path)
+
+    # a checkpoint from the middle of the run continues in its stage, on the run's own schedule, to the run's total
+    checkpoints = sorted((run1 / "checkpoints").glob("[0-9]*"), key=lambda p: int(p.name))
+    middle = GoRL.load(checkpoints[0] / "model.zip")
+    assert 0 < middle.num_timesteps < 1024 and middle.stage < 3
+    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 1, "-i", checkpoints[0] / "model.zip", cwd=tmp_path)
+    assert f"Resuming from a checkpoint at {middle.num_timesteps} of 1024 steps" in out.stdout
+    resumed = GoRL.load(tmp_path / "logs/gorl/Pendulum-v1_2/Pendulum-v1.zip")
+    assert resumed.stage == 3 and resumed.num_timesteps >= 1024 and resumed.stage_ends == middle.stage_ends
+    assert resumed.stage_history[: len(middle.stage_history)] == middle.stage_history  # nothing redone
+    assert latest_checkpoint(run1) is not None
+
+
+def test_gorl_optimize_tunes_its_main_knobs(tmp_path):
+    out = gorl_train(
+        "-n", 512, "-f", "logs", "-optimize", "--n-trials", 2, "--n-jobs", 1, "--n-evaluations", 1,
+        "--eval-episodes", 1, "--sampler", "random", "--pruner", "none", cwd=tmp_path,
+    )  # fmt: skip
+    assert "Number of finished trials:  2" in out.stdout
+    report = pd.read_csv(glob.glob(str(tmp_path / "logs/gorl/report_Pendulum-v1_2-trials-*.csv"))[0])
+    assert len(report) == 2 and report["value"].notna().all()
+    assert set(report["params_stage_split"]) <= {"official", "quarters", "halves"}
+    assert set(report["params_decoder_steps"]) <= {2, 5, 10}

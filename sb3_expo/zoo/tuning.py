@@ -1,4 +1,4 @@
-"""Optuna sampler for `rl_zoo3 train --algo expo -optimize`: the edit beta grid of the paper and a few more."""
+"""Optuna samplers for `rl_zoo3 train --algo expo|gorl -optimize`: the paper's edit beta grid for EXPO, GoRL's main knobs."""
 
 from __future__ import annotations
 
@@ -28,5 +28,29 @@ def convert_expo_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
-SAMPLERS = {"expo": sample_expo_params}
-CONVERTERS = {"expo": convert_expo_params}
+STAGE_SPLITS = {  # GoRL's stage shares of the budget: the official split and two simpler ones
+    "official": (1 / 3, 1 / 3, 1 / 6, 1 / 6),
+    "quarters": (0.25, 0.25, 0.25, 0.25),
+    "halves": (0.5, 0.5),
+}
+
+
+def sample_gorl_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """GoRL's main knobs: the latent penalty (stage 0; later stages use twice it, as officially), the stage split,
+    the decoder's sampler steps, and PPO's learning rate."""
+    trial.suggest_float("latent_penalty", 1e-4, 1e-2, log=True)
+    trial.suggest_categorical("stage_split", list(STAGE_SPLITS))
+    trial.suggest_categorical("decoder_steps", [2, 5, 10])
+    trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+    return convert_gorl_params(trial.params)
+
+
+def convert_gorl_params(params: dict[str, Any]) -> dict[str, Any]:
+    hyperparams = dict(params)
+    hyperparams["later_latent_penalty"] = 2 * hyperparams["latent_penalty"]
+    hyperparams["stage_fractions"] = STAGE_SPLITS[hyperparams.pop("stage_split")]
+    return hyperparams
+
+
+SAMPLERS = {"expo": sample_expo_params, "gorl": sample_gorl_params}
+CONVERTERS = {"expo": convert_expo_params, "gorl": convert_gorl_params}
