@@ -21,7 +21,7 @@ from sb3_expo.demo import CPU_CONFIG, ENV_ID, demonstrations, success_rate
 
 
 def run(seed: int, bf16: bool, steps: int, every: int, demos) -> tuple[list[float], float]:
-    config = {**CPU_CONFIG, "bf16_sampler": bf16}
+    config = {**CPU_CONFIG, "precision": "bf16" if bf16 else "fp32"}
     model = EXPO("MlpPolicy", ENV_ID, demonstrations=demos, seed=seed, **config)
     curve, train_time = [], 0.0
     while model.num_timesteps < steps:

@@ -3,6 +3,7 @@
     python benchmarks/evidence.py main                # all tasks x all methods, CPU scale (about 2 h on 2 cores)
     python benchmarks/evidence.py ablations           # demonstration quantity (EXPO only; tasks in ablation_demos)
     python benchmarks/evidence.py bases               # EXPO's base policy: DDPM vs flow matching (block `bases`)
+    python benchmarks/evidence.py precision           # fp32 vs precision="bf16", paired by seed (block `precision`)
     python benchmarks/evidence.py main --tasks MountainCarContinuous-v0 --seeds 5 --workers 2
     python benchmarks/evidence.py main --scale paper  # the paper-scale configuration (for a GPU)
     python benchmarks/evidence.py main --report-only  # re-aggregate the runs already on disk
@@ -50,6 +51,7 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "SAC, no demos": ("sac", "sac", False, {}),
     "EXPO, flow (10 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 10}}),
     "EXPO, flow (2 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 2}}),
+    "EXPO, bf16": ("expo", "expo", True, {"precision": "bf16"}),
 }
 SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several demonstration counts)
     "main": [
@@ -61,6 +63,7 @@ SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several
         "SAC, no demos",
     ],
     "bases": ["EXPO", "EXPO, flow (10 steps)", "EXPO, flow (2 steps)"],
+    "precision": ["EXPO", "EXPO, bf16"],  # paired by seed: the report adds bf16 - fp32 per seed
 }
 GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "CrossQ + demos")
 THRESHOLD = 0.8
@@ -397,6 +400,8 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
                 f"{'mean action' if row['deterministic'] else 'sampled'} | "
                 f"{row['wall'] / 60:.1f} min |"
             )
+        if suite == "precision":
+            lines += ["", *paired_differences(group["EXPO"], group.get("EXPO, bf16", []))]
         png = out / f"{suite}_{task}.png"
         plot(task, rows, png, f"{task} ({suite})")
         lines += ["", verdict(rows) if suite == "main" else "", "", f"![{task}]({png.relative_to(RESULTS)})", ""]
@@ -404,6 +409,23 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
     text = "\n".join(lines)
     (out / f"{suite}.md").write_text(text)
     return text
+
+
+def paired_differences(fp32: list[dict], bf16: list[dict]) -> list[str]:
+    """bf16 - fp32 per seed (the same seed: the same demonstrations, initial weights and evaluation episodes), mean
+    over seeds with a 95% bootstrap CI, for the final success and the mean success over the run."""
+    by_seed = {r["seed"]: r for r in fp32}
+    pairs = [(by_seed[r["seed"]], r) for r in bf16 if r["seed"] in by_seed]
+    if not pairs:
+        return []
+    final = np.array([b["success"][-1] - f["success"][-1] for f, b in pairs])
+    n = min(min(len(f["success"]), len(b["success"])) for f, b in pairs)
+    area = np.array([np.mean(b["success"][:n]) - np.mean(f["success"][:n]) for f, b in pairs])
+    lines = ["| bf16 - fp32, paired by seed | seeds | mean difference [95% bootstrap CI] |", "|---|---|---|"]
+    for name, values in (("final success", final), ("mean success over the run", area)):
+        mean, low, high = bootstrap_mean_ci(values)
+        lines.append(f"| {name} | {len(pairs)} | {100 * mean:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] |")
+    return lines
 
 
 # ---------------------------------------------------------------- command line

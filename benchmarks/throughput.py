@@ -2,7 +2,8 @@
 
     python benchmarks/throughput.py            # full table, base policies, scaling sweep (about 13 minutes on 2 cores)
     python benchmarks/throughput.py --quick    # smaller sweep
-    python benchmarks/throughput.py --only bases   # the base-policy rows alone (DDPM at 10 steps, flow at 1, 2, 4, 10)
+    python benchmarks/throughput.py --only bases --repeat 3   # base-policy rows alone (DDPM 10 steps, flow 1, 2, 4, 10)
+    python benchmarks/throughput.py --threads 1    # torch threads (default: all cores); printed in the table
 
 AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
 runs in its own process, so its peak memory (max RSS, replay buffer kept small) is its own. GFLOP/s counts the
@@ -80,7 +81,7 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compi
         n_base_samples=n_base,
         n_edit_samples=n_base,
         policy_kwargs=dict(diffusion_steps=steps, base=base),
-        bf16_sampler=bf16,
+        precision="bf16" if bf16 else "fp32",
         torch_compile=torch_compile,
         seed=0,
     )
@@ -152,15 +153,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--only", choices=["bases"], help="run one section alone")
+    parser.add_argument("--repeat", type=int, default=1, help="--only bases: measurements per base (interleaved)")
+    parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch threads (default: all cores)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(json.loads(args.one))))
+        config = json.loads(args.one)
+        th.set_num_threads(config.get("threads", th.get_num_threads()))
+        print(json.dumps(measure(config)))
         return
+    th.set_num_threads(args.threads)
+    print(f"{args.threads} threads", flush=True)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2)
+    base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2, threads=args.threads)
     if args.only == "bases":
-        bases_section(base, args.out)
+        bases_section(base, args.out, args.repeat)
         return
     peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     rows = []
@@ -216,7 +223,7 @@ def main() -> None:
     for key, values in sweep.items():
         lines.append(f"| {key} | {values} | {[round(v) for v in scaling[key]]} |")
 
-    lines += ["", *bases_section(base, args.out)]
+    lines += ["", *bases_section(base, args.out, args.repeat)]
     table = "\n".join(lines)
     print("\n" + table)
     (args.out / "throughput.md").write_text(table + "\n")
@@ -229,28 +236,38 @@ def main() -> None:
 BASES = [("ddpm", 10), ("flow", 10), ("flow", 4), ("flow", 2), ("flow", 1)]
 
 
-def bases_section(base: dict, out: Path) -> list[str]:
-    """EXPO's base policies at the paper's settings (UTD 20, fast path, fp32 eager): the backup's cost per sampler step."""
+def bases_section(base: dict, out: Path, repeat: int = 1) -> list[str]:
+    """EXPO's base policies at the paper's settings (UTD 20, fast path, fp32 eager): the backup's cost per sampler step.
+    With repeat > 1 every base is measured that many times, interleaved, and the table gives medians and ranges."""
     peak32 = matmul_peak(th.float32)
-    rows = []
-    for name, steps in BASES:
-        rows.append(run_in_subprocess({**base, "path": "fast", "utd": 20, "base": name, "steps": steps}))
-        print(f"  base {name} {steps} steps: {rows[-1]['ms_per_critic_update']:.0f} ms/update", flush=True)
+    runs: list[list[dict]] = [[] for _ in BASES]
+    for r in range(repeat):
+        for i, (name, steps) in enumerate(BASES):
+            runs[i].append(run_in_subprocess({**base, "path": "fast", "utd": 20, "base": name, "steps": steps}))
+            print(f"  run {r + 1}: base {name} {steps} steps: {runs[i][-1]['ms_per_critic_update']:.0f} ms/update", flush=True)
     peak32 = max(peak32, matmul_peak(th.float32))
-    ddpm = rows[0]["ms_per_critic_update"]
+
+    def median(i: int, key: str) -> float:
+        return float(np.median([row[key] for row in runs[i]]))
+
+    ddpm = [row["ms_per_critic_update"] for row in runs[0]]
     lines = [
-        f"Base policies (fast path, fp32 eager, UTD 20; matmul rate fp32 {peak32:.0f} GFLOP/s in this run):",
+        f"Base policies (fast path, fp32 eager, UTD 20, {base.get('threads', th.get_num_threads())} threads; matmul rate "
+        f"fp32 {peak32:.0f} GFLOP/s; median of {repeat} interleaved run(s), range in brackets; ratios per run, then median):",
         "",
         "| base | sampler steps | ms / critic update | vs DDPM (10 steps) | backup denoiser GFLOP/s | acting ms |",
         "|---|---|---|---|---|---|",
     ]
-    for (name, steps), r in zip(BASES, rows):
+    for i, (name, steps) in enumerate(BASES):
+        ms = [row["ms_per_critic_update"] for row in runs[i]]
+        ratio = float(np.median([m / d for m, d in zip(ms, ddpm)]))
+        spread = f" [{min(ms):.0f}-{max(ms):.0f}]" if repeat > 1 else ""
         lines.append(
-            f"| {name} | {steps} | {r['ms_per_critic_update']:.0f} | {r['ms_per_critic_update'] / ddpm:.2f}x "
-            f"| {r['backup_gflops']:.0f} | {r['act_ms']:.1f} |"
+            f"| {name} | {steps} | {median(i, 'ms_per_critic_update'):.0f}{spread} | {ratio:.2f}x "
+            f"| {median(i, 'backup_gflops'):.0f} | {median(i, 'act_ms'):.1f} |"
         )
     (out / "throughput_bases.md").write_text("\n".join(lines) + "\n")
-    (out / "throughput_bases.json").write_text(json.dumps({"rows": rows, "peak_fp32": peak32}, indent=1))
+    (out / "throughput_bases.json").write_text(json.dumps({"runs": runs, "peak_fp32": peak32}, indent=1))
     print("\n".join(lines))
     return lines
 

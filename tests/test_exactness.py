@@ -97,8 +97,8 @@ def test_fast_update_matches_the_straightforward_one(kwargs):
 
 
 def test_bf16_backup_sampler_stays_close_to_float32():
-    """bf16_sampler trades a little precision in the backup's denoiser for speed; the chain itself stays fp32."""
-    model = _model(bf16_sampler=True, policy_kwargs=dict(net_arch=[32, 32], n_critics=4, denoiser_width=64))
+    """precision="bf16" trades a little precision in the backup's denoiser for speed; the chain itself stays fp32."""
+    model = _model(precision="bf16", policy_kwargs=dict(net_arch=[32, 32], n_critics=4, denoiser_width=64))
     model.set_logger(configure(None, [""]))
     model.train(2, 16)  # the bf16 path trains
     feats = th.randn(64, 3)
@@ -112,7 +112,7 @@ def test_bf16_backup_sampler_stays_close_to_float32():
 
 def test_bf16_copy_is_refreshed_from_the_current_weights():
     """The backup's bfloat16 denoiser is one persistent copy: every train() must see the base policy's new weights."""
-    model = _model(bf16_sampler=True)
+    model = _model(precision="bf16")
     first = model._low_precision_net()
     with th.no_grad():
         for p in model.base.net.parameters():
@@ -165,3 +165,28 @@ def test_falls_back_to_eager_when_compilation_fails(monkeypatch):
     with pytest.warns(UserWarning, match="CriticEnsemble._forward eagerly"):
         model.learn(30)  # past learning_starts: acting and training go on eagerly
     assert model.critic.compile_mode is None and model.critic_target.compile_mode is None
+
+
+def test_precision_is_one_switch_saved_with_the_model_and_bf16_sampler_still_loads(tmp_path, monkeypatch):
+    import sb3_expo.expo.expo as expo_module
+
+    with pytest.warns(FutureWarning, match="precision='bf16'"):
+        model = _model(bf16_sampler=True)
+    assert model.precision == "bf16" and model._bf16
+    model.save(tmp_path / "new")
+    assert EXPO.load(tmp_path / "new").precision == "bf16"
+
+    old = _model(precision="fp32")  # a model saved before `precision` existed: only the old attribute in its zip
+    del old.precision
+    old.bf16_sampler = True
+    old.save(tmp_path / "old")
+    with pytest.warns(FutureWarning, match="saved with bf16_sampler"):
+        loaded = EXPO.load(tmp_path / "old")
+    assert loaded.precision == "bf16" and loaded._bf16 and not hasattr(loaded, "bf16_sampler")
+
+    monkeypatch.setattr(expo_module, "native_bf16", lambda device: False)  # a CPU without bf16 units
+    assert not _model(precision="auto")._bf16
+    monkeypatch.setattr(expo_module, "native_bf16", lambda device: True)
+    assert _model(precision="auto")._bf16
+    with pytest.raises(ValueError, match="precision='bf17'"):
+        _model(precision="bf17")

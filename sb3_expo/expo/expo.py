@@ -70,7 +70,11 @@ class EXPO(OffPolicyAlgorithm):
         action) or "sampled" (deterministic=True samples like deterministic=False: the paper's evaluation, for the
         zoo's EvalCallback and enjoy, which always ask for deterministic actions)
     :param n_steps: n-step returns, as SAC's (demonstrations get the same n-step targets); 1 is the reference
-    :param bf16_sampler: run the TD backup's denoiser in bfloat16 (ours, off by default; acting stays float32)
+    :param precision: "fp32" (default), "bf16" or "auto" (bf16 where the hardware multiplies bf16 natively: CPUs with
+        AMX or AVX512-BF16, CUDA GPUs of compute capability 8.0 or newer; fp32 elsewhere). bf16 runs the TD backup's
+        denoising chain from a bfloat16 copy of the base policy's weights; losses, optimizer state, the critic and
+        policy steps and acting stay float32 (ours). Saved with the model.
+    :param bf16_sampler: deprecated: True is precision="bf16", False precision="fp32"
     :param torch_compile: run the hot paths, the denoising chain (acting and backup) and the critic ensemble, through
         torch.compile, with CUDA graphs on CUDA (ours, off by default: a minute or two of compilation at the first
         calls; falls back to eager if it fails)
@@ -111,8 +115,9 @@ class EXPO(OffPolicyAlgorithm):
         max_log_ent_coef: float = 20.0,
         clip_edited_actions: bool = False,
         deterministic_mode: str = "fixed",
-        bf16_sampler: bool = False,
+        precision: str = "fp32",
         torch_compile: bool = False,
+        bf16_sampler: bool | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -159,7 +164,14 @@ class EXPO(OffPolicyAlgorithm):
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
         self.deterministic_mode = deterministic_mode
-        self.bf16_sampler, self.torch_compile = bf16_sampler, torch_compile
+        if bf16_sampler is not None:
+            warnings.warn(
+                f"bf16_sampler is deprecated: use precision={'bf16' if bf16_sampler else 'fp32'!r}.",
+                FutureWarning,
+                stacklevel=2,
+            )
+            precision = "bf16" if bf16_sampler else "fp32"
+        self.precision, self.torch_compile = precision, torch_compile
         self.log_ent_coef: th.Tensor | None = None
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
@@ -256,11 +268,7 @@ class EXPO(OffPolicyAlgorithm):
         self.n_steps = n_steps
         self._create_aliases()
         self._bf16_net: nn.Module | None = None  # the backup's bfloat16 denoiser, made at the first train()
-        if self.bf16_sampler and not isinstance(self.base, DenoisingPolicy):
-            raise ValueError(
-                f"bf16_sampler=True runs a copy of a built-in base policy's network in bfloat16; the base "
-                f"{type(self.base).__name__} is not one of them: leave bf16_sampler off."
-            )
+        self._bf16 = self._resolve_precision()
         for module in (self.base, self.base_ema, self.critic, self.critic_target):
             if isinstance(module, (DenoisingPolicy, CriticEnsemble)):
                 module.compile_mode = compiled.compile_mode(self.device, self.torch_compile)
@@ -395,9 +403,27 @@ class EXPO(OffPolicyAlgorithm):
             return buffer.sample_minibatches(n_minibatches, batch_size, env=self._vec_normalize_env)
         return buffer.sample(n_minibatches * batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
 
+    def _resolve_precision(self) -> bool:
+        """Whether this model computes in bf16 where `precision` allows it (models saved with bf16_sampler included)."""
+        legacy = self.__dict__.pop("bf16_sampler", None)  # saved by an earlier version
+        if legacy is not None:
+            warnings.warn(
+                "this model was saved with bf16_sampler, now precision: its setting is kept.", FutureWarning, stacklevel=2
+            )
+            self.precision = "bf16" if legacy else "fp32"
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: use one of {PRECISIONS}.")
+        built_in = isinstance(self.base, DenoisingPolicy)
+        if self.precision == "bf16" and not built_in:
+            raise ValueError(
+                f"precision='bf16' runs a copy of a built-in base policy's network in bfloat16; the base "
+                f"{type(self.base).__name__} is not one of them: use precision='fp32' (or 'auto', which then means fp32)."
+            )
+        return built_in and (self.precision == "bf16" or (self.precision == "auto" and native_bf16(self.device)))
+
     def _backup_candidates(self, next_features: th.Tensor) -> th.Tensor:
         """Candidates for the TD backup, from the online (not EMA) base policy; one base sample for the ablation."""
-        net = self._low_precision_net() if self.bf16_sampler else None  # one cast for all G minibatches
+        net = self._low_precision_net() if self._bf16 else None  # one cast for all G minibatches
         if self.otf_backup:
             return self.policy.candidates(next_features, self.base, net=net)
         return self.base.sample(next_features, net=net).unsqueeze(1)
@@ -605,7 +631,7 @@ class EXPO(OffPolicyAlgorithm):
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
         excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_demos_missing"]
         excluded += ["_strict_demonstrations"]
-        excluded += ["_bf16_net"]
+        excluded += ["_bf16_net", "_bf16"]
         # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
         return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]
 
@@ -614,6 +640,21 @@ class EXPO(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             return [*state_dicts, "ent_coef_optimizer"], ["log_ent_coef"]
         return state_dicts, ["ent_coef_tensor"]
+
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def native_bf16(device: th.device | str) -> bool:
+    """Whether `device` multiplies bfloat16 natively (what precision="auto" asks): CUDA compute capability >= 8.0, or
+    a CPU with AMX tiles or AVX512-BF16 (without them bf16 matmuls are emulated and slower than fp32)."""
+    device = th.device(device)
+    if device.type == "cuda":
+        return th.cuda.is_available() and th.cuda.get_device_capability(device)[0] >= 8
+    if device.type == "cpu":
+        checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        return any(getattr(th.cpu, name, lambda: False)() for name in checks)
+    return False
 
 
 def _minibatches(n_minibatches: int, batch_size: int) -> list[slice]:
