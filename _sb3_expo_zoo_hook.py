@@ -1,8 +1,8 @@
-"""Start-up hook (loaded by sb3_expo_zoo.pth): makes `--algo expo` and `--algo gorl` known to rl_zoo3.
+"""Start-up hook (loaded by sb3_expo_zoo.pth): makes `--algo expo`, `gorl` and `rlpd` known to rl_zoo3.
 
 It costs every other zoo user nothing: at interpreter start it only adds an import finder, and when rl_zoo3 is
-imported it adds two lazy entries to rl_zoo3's ALGOS (and, when the zoo's tuning module loads, to its samplers).
-Nothing of sb3_expo is imported and nothing is printed until EXPO or GoRL is asked for: by `--algo expo|gorl` on the
+imported it adds lazy entries to rl_zoo3's ALGOS (and, when the zoo's tuning module loads, to its samplers).
+Nothing of sb3_expo is imported and nothing is printed until one of ours is asked for: by `--algo expo|gorl|rlpd` on the
 command line, or when one of the entries is used. Then sb3_expo.zoo.register() does the full registration.
 Off with SB3_EXPO_ZOO_HOOK=0. A failure is reported as a warning, never raised into the user's program.
 """
@@ -10,7 +10,7 @@ Off with SB3_EXPO_ZOO_HOOK=0. A failure is reported as a warning, never raised i
 import os
 import sys
 
-OURS = {"expo": "EXPO", "gorl": "GoRL"}
+OURS = {"expo": "EXPO", "gorl": "GoRL", "rlpd": "RLPD"}
 
 
 def _full_registration():

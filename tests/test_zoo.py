@@ -564,3 +564,29 @@ def test_gorl_optimize_tunes_its_main_knobs(tmp_path):
     assert len(report) == 2 and report["value"].notna().all()
     assert set(report["params_stage_split"]) <= {"official", "quarters", "halves"}
     assert set(report["params_decoder_steps"]) <= {2, 5, 10}
+
+
+def test_rlpd_trains_enjoys_and_tunes_through_the_zoo(tmp_path):
+    from sb3_expo import RLPD
+
+    args = [
+        "train",
+        "--algo",
+        "rlpd",
+        "--env",
+        "Pendulum-v1",
+        "-f",
+        "logs",
+        "-params",
+        "learning_starts:50",
+        "gradient_steps:1",
+    ]
+    zoo(*args, "-n", 150, "--seed", 0, cwd=tmp_path)
+    model = RLPD.load(tmp_path / "logs/rlpd/Pendulum-v1_1/Pendulum-v1.zip")
+    assert model.critic.q_networks.n_critics == 4 and model.demonstrations == "scripted:Pendulum-v1?episodes=5"  # rlpd.yml
+    zoo("enjoy", "--algo", "rlpd", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 50, "--no-render", cwd=tmp_path)
+    out = zoo(*args, "-n", 100, "-optimize", "--n-trials", 2, "--n-evaluations", 1, "--eval-episodes", 1,
+              "--sampler", "random", "--pruner", "none", cwd=tmp_path)  # fmt: skip
+    assert "Number of finished trials:  2" in out.stdout
+    report = pd.read_csv(glob.glob(str(tmp_path / "logs/rlpd/report_Pendulum-v1_2-trials-*.csv"))[0])
+    assert set(report["params_num_min_qs"]) <= {1, 2}

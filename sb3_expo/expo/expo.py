@@ -26,18 +26,17 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from sb3_expo.common import compiled
-from sb3_expo.common.buffers import DEMO_BUFFERS, DemoReplayBuffer, DictDemoReplayBuffer
 from sb3_expo.common.cpu import keep_freed_memory
+from sb3_expo.common.demo_learning import DemonstrationLearning
 from sb3_expo.common.ensemble import CriticEnsemble
 from sb3_expo.common.generative import DenoisingPolicy, load_generative_policy
 from sb3_expo.common.transitions import Transitions
-from sb3_expo.datasets import load_demonstrations
 from sb3_expo.expo.policies import BASES, ExpoPolicy, MlpPolicy, MultiInputPolicy
 
 SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
 
 
-class EXPO(OffPolicyAlgorithm):
+class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
     """
     Expressive Policy Optimization: a diffusion base policy trained by imitation only, a small Gaussian edit
     policy that moves base actions by at most ``edit_beta`` toward higher Q, and a critic ensemble; actions
@@ -155,8 +154,7 @@ class EXPO(OffPolicyAlgorithm):
             sde_support=False,
             support_multi_env=True,
         )
-        self.demonstrations = demonstrations
-        self.demo_ratio = (0.5 if demonstrations is not None else 0.0) if demo_ratio is None else float(demo_ratio)
+        self._init_demonstrations(demonstrations, demo_ratio, strict=_init_setup_model)  # load() only warns
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
         n_critics = self.policy_kwargs.get("n_critics", 10)
         self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
@@ -177,7 +175,6 @@ class EXPO(OffPolicyAlgorithm):
         self._n_base_updates = 0  # optimizer steps of the base policy, pretraining included (cosine schedule)
         self._n_edit_updates = 0
         self._acted, self._acted_edited = 0, 0
-        self._strict_demonstrations = _init_setup_model  # EXPO.load() tolerates a source missing on this machine
         if _init_setup_model:
             self._check_arguments()
             self._setup_model()
@@ -204,55 +201,14 @@ class EXPO(OffPolicyAlgorithm):
         n_critics = self.policy_kwargs.get("n_critics", 10)
         if not 1 <= self.num_min_qs <= n_critics:
             raise ValueError(f"num_min_qs={self.num_min_qs} must lie in [1, n_critics={n_critics}].")
-        if not 0.0 <= self.demo_ratio <= 1.0:
-            raise ValueError(
-                f"demo_ratio={self.demo_ratio} is outside [0, 1]: it is the fraction of each batch taken from demonstrations."
-            )
-        if self.demo_ratio > 0 and self.demonstrations is None:
-            raise ValueError(
-                f"demo_ratio={self.demo_ratio} asks for demonstrations in every batch but none were given: "
-                "pass demonstrations=... or set demo_ratio=0 for pure online training."
-            )
-        uses_demos = self.demonstrations is not None or self.demo_ratio > 0
-        if uses_demos and self.replay_buffer_class is not None and not issubclass(self.replay_buffer_class, DEMO_BUFFERS):
-            raise ValueError(
-                f"replay_buffer_class={self.replay_buffer_class.__name__} cannot mix demonstrations into the batches, so "
-                "they would be dropped: leave replay_buffer_class unset (EXPO then uses DemoReplayBuffer), use a subclass "
-                "of sb3_expo.DemoReplayBuffer, or train without demonstrations (demonstrations=None, demo_ratio=0)."
-            )
-        if self.n_steps > 1 and isinstance(self.observation_space, spaces.Dict):
-            raise ValueError(f"n_steps={self.n_steps}: n-step returns are not supported for Dict observations (as in SB3).")
+        self._check_demonstration_arguments()
         if self.deterministic_mode not in ("fixed", "sampled"):
             raise ValueError(f"deterministic_mode={self.deterministic_mode!r}: use 'fixed' or 'sampled'.")
 
     def _setup_model(self) -> None:
         if self.device.type == "cpu":
             keep_freed_memory()  # see common/cpu.py: large sampler intermediates otherwise page-fault every call
-        if self.replay_buffer_class is None:
-            self.replay_buffer_class = (
-                DictDemoReplayBuffer if isinstance(self.observation_space, spaces.Dict) else DemoReplayBuffer
-            )
-        # A model loaded without its demonstrations can act; training it needs them back (see _setup_learn).
-        demos = self._resolve_demonstrations() if self.replay_buffer is None else None
-        self._demos_missing = (self.demonstrations is None or (self.replay_buffer is None and demos is None)) and (
-            self.demo_ratio > 0
-        )
-        if self.replay_buffer is None and issubclass(self.replay_buffer_class, DEMO_BUFFERS):
-            # Built here, not by SB3, so the demonstrations never enter replay_buffer_kwargs (saved with the model).
-            n_step = dict(n_steps=self.n_steps, gamma=self.gamma) if self.n_steps > 1 else {}
-            self.replay_buffer = self.replay_buffer_class(
-                self.buffer_size,
-                self.observation_space,
-                self.action_space,  # type: ignore[arg-type]
-                device=self.device,
-                n_envs=self.n_envs,
-                optimize_memory_usage=self.optimize_memory_usage,
-                demonstrations=demos,
-                demo_ratio=0.0 if self._demos_missing else self.demo_ratio,
-                **{**n_step, **self.replay_buffer_kwargs},
-            )
-            if self._vec_normalize_env is not None:  # pretrain() and learn() then see the statistics of the demonstrations
-                self.replay_buffer.seed_normalization(self._vec_normalize_env, self.gamma)  # type: ignore[union-attr]
+        self._setup_demo_buffer()
         base = self.policy_kwargs.get("base")
         if isinstance(base, (str, Path)) and base not in BASES:  # a file (e.g. from the zoo's YAML): load it once, so the
             self.policy_kwargs["base"] = load_generative_policy(base)  # saved model holds the policy, not the path
@@ -285,22 +241,6 @@ class EXPO(OffPolicyAlgorithm):
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
         else:
             self.ent_coef_tensor = th.tensor(float(self.ent_coef), device=self.device)
-
-    def _resolve_demonstrations(self) -> Transitions | None:
-        """The demonstrations, transformed by the env's task wrappers as its online data are; None if there are none.
-
-        EXPO.load() re-resolves a saved source string; if it is not on this machine the model still loads (and acts)
-        with a warning, and learn() asks for the demonstrations. At construction a missing source is an error.
-        """
-        if self.demonstrations is None:
-            return None
-        try:
-            return load_demonstrations(self.demonstrations, self.env, self.observation_space)
-        except FileNotFoundError as error:
-            if self._strict_demonstrations:
-                raise
-            warnings.warn(f"loaded without its demonstrations, which act no part in acting: {error}", stacklevel=3)
-            return None
 
     def _create_aliases(self) -> None:
         self.base, self.base_ema, self.edit = self.policy.base, self.policy.base_ema, self.policy.edit
@@ -590,25 +530,6 @@ class EXPO(OffPolicyAlgorithm):
         return self
 
     # ------------------------------------------------------------------ SB3 plumbing
-    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
-        if self._demos_missing:
-            raise ValueError(
-                f"this model trains with demo_ratio={self.demo_ratio} but was loaded without its demonstrations: "
-                "pass them again (EXPO.load(path, env, demonstrations=...)) or call model.load_replay_buffer(path)."
-            )
-        return super()._setup_learn(*args, **kwargs)
-
-    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        """Load a saved buffer; the episode it was saved in the middle of counts as truncated (the env restarts), so
-        n-step returns never run across the restart."""
-        super().load_replay_buffer(path, truncate_last_traj)
-        buffer = self.replay_buffer
-        if truncate_last_traj and isinstance(buffer, DEMO_BUFFERS) and (buffer.pos > 0 or buffer.full):
-            last = (buffer.pos - 1) % buffer.buffer_size
-            if buffer.handle_timeout_termination:
-                buffer.timeouts[last] = np.logical_or(buffer.timeouts[last], ~buffer.dones[last].astype(bool))
-        self._demos_missing = self.demo_ratio > 0 and not getattr(self.replay_buffer, "n_demos", 0)
-
     def learn(
         self: SelfEXPO,
         total_timesteps: int,
@@ -629,11 +550,8 @@ class EXPO(OffPolicyAlgorithm):
 
     def _excluded_save_params(self) -> list[str]:
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
-        excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_demos_missing"]
-        excluded += ["_strict_demonstrations"]
-        excluded += ["_bf16_net", "_bf16"]
-        # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
-        return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]
+        excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_bf16_net", "_bf16"]
+        return excluded
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts = ["policy", "base.optimizer", "edit.optimizer", "critic.optimizer"]

@@ -1,4 +1,4 @@
-"""rl-zoo3 integration: `register()` makes `--algo expo` and `--algo gorl` and their tuning available in this process.
+"""rl-zoo3 integration: `register()` makes `--algo expo`, `gorl` and `rlpd` and their tuning available in this process.
 
 rl_zoo3 2.9 has no plug-in hook: its `--algo` choices are the keys of `rl_zoo3.utils.ALGOS` when the parser is
 built, and its default config path points inside the rl_zoo3 package. The plain `rl_zoo3` command gets lazy entries
@@ -22,7 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-CONFIGS = {"expo": "expo.yml", "gorl": "gorl.yml"}
+CONFIGS = {"expo": "expo.yml", "gorl": "gorl.yml", "rlpd": "rlpd.yml"}
+CLASSES = {"expo": "EXPO", "gorl": "GoRL", "rlpd": "RLPD"}
 
 
 def default_config(algo: str = "expo") -> str:
@@ -36,7 +37,7 @@ def default_config(algo: str = "expo") -> str:
 
 
 def register() -> None:
-    """Add EXPO and GoRL to rl_zoo3's ALGOS, samplers and converters; patch its ExperimentManager for their runs."""
+    """Add EXPO, GoRL and RLPD to rl_zoo3's ALGOS, samplers and converters; patch its ExperimentManager for their runs."""
     from rl_zoo3 import exp_manager, hyperparams_opt, utils
 
     import sb3_expo
@@ -56,8 +57,8 @@ def register() -> None:
     except ImportError:
         pass
     for algo in CONFIGS:
-        if hasattr(sb3_expo, {"expo": "EXPO", "gorl": "GoRL"}[algo]):
-            utils.ALGOS[algo] = getattr(sb3_expo, {"expo": "EXPO", "gorl": "GoRL"}[algo])
+        if hasattr(sb3_expo, CLASSES[algo]):
+            utils.ALGOS[algo] = getattr(sb3_expo, CLASSES[algo])
             hyperparams_opt.HYPERPARAMS_SAMPLER[algo] = SAMPLERS[algo]
             hyperparams_opt.HYPERPARAMS_CONVERTER[algo] = CONVERTERS[algo]
     _patch(exp_manager.ExperimentManager)

@@ -1,4 +1,4 @@
-"""Optuna samplers for `rl_zoo3 train --algo expo|gorl -optimize`: the paper's edit beta grid for EXPO, GoRL's main knobs."""
+"""Optuna samplers for `rl_zoo3 train --algo expo|gorl|rlpd -optimize`: EXPO's edit beta grid, GoRL's and RLPD's knobs."""
 
 from __future__ import annotations
 
@@ -52,5 +52,12 @@ def convert_gorl_params(params: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
-SAMPLERS = {"expo": sample_expo_params, "gorl": sample_gorl_params}
-CONVERTERS = {"expo": convert_expo_params, "gorl": convert_gorl_params}
+def sample_rlpd_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+    """RLPD's knobs: the target subset size (REDQ's min over 1 or 2 critics) and the learning rate."""
+    trial.suggest_categorical("num_min_qs", [1, 2])
+    trial.suggest_float("learning_rate", 1e-4, 1e-3, log=True)
+    return dict(trial.params)
+
+
+SAMPLERS = {"expo": sample_expo_params, "gorl": sample_gorl_params, "rlpd": sample_rlpd_params}
+CONVERTERS = {"expo": convert_expo_params, "gorl": convert_gorl_params, "rlpd": dict}
