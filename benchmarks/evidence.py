@@ -52,6 +52,7 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "EXPO, flow (10 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 10}}),
     "EXPO, flow (2 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 2}}),
     "EXPO, bf16": ("expo", "expo", True, {"precision": "bf16"}),
+    "RLPD": ("rlpd", "rlpd", True, {}),
 }
 SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several demonstration counts)
     "main": [
@@ -59,13 +60,14 @@ SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several
         "EXPO, no edits (K=0)",
         "EXPO, no OTF backup",
         "SAC + demos (RLPD-style)",
+        "RLPD",
         "CrossQ + demos",
         "SAC, no demos",
     ],
     "bases": ["EXPO", "EXPO, flow (10 steps)", "EXPO, flow (2 steps)"],
     "precision": ["EXPO", "EXPO, bf16"],  # paired by seed: the report adds bf16 - fp32 per seed
 }
-GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "CrossQ + demos")
+GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "RLPD", "CrossQ + demos")
 THRESHOLD = 0.8
 
 
@@ -158,6 +160,10 @@ def build_model(method: str, env: gym.Env, demos, config: dict, seed: int):
         from sb3_expo import EXPO
 
         return EXPO("MlpPolicy", env, demonstrations=demos if with_demos else None, seed=seed, **kwargs)
+    if algo == "rlpd":
+        from sb3_expo import RLPD
+
+        return RLPD("MlpPolicy", env, demonstrations=demos, seed=seed, **kwargs)
     from sb3_expo.common.buffers import DemoReplayBuffer
 
     if with_demos:
