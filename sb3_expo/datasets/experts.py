@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from sb3_expo.common.transitions import Transitions
+from sb3_expo.datasets.two_routes import TwoRoutesExpert
 
 Expert = Callable[[np.ndarray], np.ndarray]
 
@@ -32,6 +33,7 @@ def pendulum_expert(obs: np.ndarray) -> np.ndarray:
 EXPERTS: dict[str, Expert] = {
     "MountainCarContinuous-v0": mountain_car_expert,
     "Pendulum-v1": pendulum_expert,
+    "TwoRoutes-v0": TwoRoutesExpert(),  # two ways to succeed, one chosen at random per episode (multimodal demos)
 }
 
 
@@ -39,6 +41,8 @@ def rollout_episodes(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 
     """Roll out `expert` for n episodes: per episode T + 1 observations (arrays or dicts of arrays), T actions,
     rewards, terminations, truncations; and whether each succeeded (info['is_success'], else termination)."""
     episodes, successes = [], []
+    if hasattr(expert, "seed"):  # an expert with its own randomness draws it from the source's seed: reproducible
+        expert.seed(seed)
     for episode in range(n_episodes):
         obs, info = env.reset(seed=seed + episode)
         if hasattr(expert, "reset"):  # after the env's reset: an expert may plan from (or set up) the new episode

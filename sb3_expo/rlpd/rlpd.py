@@ -15,6 +15,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import configure_logger
 
 from sb3_expo.common.demo_learning import DemonstrationLearning
 from sb3_expo.common.transitions import Transitions
@@ -172,6 +173,33 @@ class RLPD(DemonstrationLearning, SAC):
         self.logger.record("train/entropy", entropy.item())
         self.logger.record("train/actor_loss", actor_loss.item())
         self.logger.record("train/critic_loss", th.stack(critic_losses).mean().item())
+
+    def pretrain(self: SelfRLPD, n_steps: int, batch_size: int | None = None, log_interval: int = 1000) -> SelfRLPD:
+        """Behaviour cloning of the actor on the demonstrations (maximum likelihood of their actions under the
+        tanh-Gaussian): the "RLPD with a BC-pretrained actor" of offline-to-online comparisons. Critics, temperature
+        and the step count are left as they are."""
+        buffer = self.replay_buffer
+        if not getattr(buffer, "n_demos", 0):
+            raise ValueError("pretrain() clones the demonstrations, but this model has none: pass demonstrations=... .")
+        if not hasattr(self, "_logger"):
+            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "RLPD_pretrain"))
+        self.actor.set_training_mode(True)
+        losses = []
+        for step in range(1, n_steps + 1):
+            data = buffer.sample_demonstrations(batch_size or self.batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            mean, log_std, _ = self.actor.get_action_dist_params(data.observations)
+            distribution = self.actor.action_dist.proba_distribution(mean, log_std)
+            loss = -distribution.log_prob(data.actions).mean()
+            self.actor.optimizer.zero_grad()
+            loss.backward()
+            self.actor.optimizer.step()
+            losses.append(loss.detach())
+            if step % log_interval == 0 or step == n_steps:
+                self.logger.record("pretrain/actor_bc_loss", th.stack(losses).mean().item())
+                self.logger.dump(step=step)
+                losses = []
+        self.actor.set_training_mode(False)
+        return self
 
     def _create_aliases(self) -> None:
         super()._create_aliases()
