@@ -4,6 +4,7 @@
     python benchmarks/evidence.py ablations           # demonstration quantity (EXPO only; tasks in ablation_demos)
     python benchmarks/evidence.py bases               # EXPO's base policy: DDPM vs flow matching (block `bases`)
     python benchmarks/evidence.py precision           # fp32 vs precision="bf16", paired by seed (block `precision`)
+    python benchmarks/evidence.py offline_to_online   # pretrain on the demonstrations, then fine-tune (paper Fig. 5)
     python benchmarks/evidence.py main --tasks MountainCarContinuous-v0 --seeds 5 --workers 2
     python benchmarks/evidence.py main --scale paper  # the paper-scale configuration (for a GPU)
     python benchmarks/evidence.py main --report-only  # re-aggregate the runs already on disk
@@ -53,7 +54,13 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "EXPO, flow (2 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 2}}),
     "EXPO, bf16": ("expo", "expo", True, {"precision": "bf16"}),
     "RLPD": ("rlpd", "rlpd", True, {}),
+    # offline-to-online: imitation pretraining on the demonstrations (config pretrain_steps), then fine-tuning
+    "EXPO, pretrained": ("expo", "expo", True, {}),
+    "EXPO, no edits (K=0), pretrained": ("expo", "expo", True, {"n_edit_samples": 0}),
+    "RLPD, BC-pretrained actor": ("rlpd", "rlpd", True, {}),
+    "SAC + demos, BC-pretrained actor": ("sac", "sac", True, {}),
 }
+PRETRAINED = {m for m in METHODS if "pretrained" in m}
 SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several demonstration counts)
     "main": [
         "EXPO",
@@ -66,6 +73,7 @@ SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several
     ],
     "bases": ["EXPO", "EXPO, flow (10 steps)", "EXPO, flow (2 steps)"],
     "precision": ["EXPO", "EXPO, bf16"],  # paired by seed: the report adds bf16 - fp32 per seed
+    "offline_to_online": sorted(PRETRAINED),  # the report adds success after pretraining and the early dip
 }
 GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "RLPD", "CrossQ + demos")
 THRESHOLD = 0.8
@@ -184,6 +192,15 @@ def execute(run: Run, config: dict) -> dict:
     task_cfg = config["tasks"][run.task]
     demos = demonstrations(run.task, run.n_demos)
     model = build_model(run.method, make_env(run.task), demos, config, run.seed)
+    if run.method in PRETRAINED:  # imitation first (EXPO: its base policy; SAC, RLPD: their actor), then no warm-up
+        from sb3_expo.rlpd.rlpd import clone_actor
+
+        steps = config["pretrain_steps"]
+        if hasattr(model, "pretrain"):
+            model.pretrain(steps)
+        else:
+            clone_actor(model, steps, model.batch_size)
+        model.learning_starts = 0
     eval_envs = [make_env(run.task) for _ in range(config["eval_episodes"])]
     deterministic = METHODS[run.method][0] != "expo"
     start = time.perf_counter()
@@ -406,6 +423,8 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
                 f"{'mean action' if row['deterministic'] else 'sampled'} | "
                 f"{row['wall'] / 60:.1f} min |"
             )
+        if suite == "offline_to_online":
+            lines += ["", *unlearning(group, task_cfg["steps"])]
         if suite == "precision":
             lines += ["", *paired_differences(group["EXPO"], group.get("EXPO, bf16", []))]
         png = out / f"{suite}_{task}.png"
@@ -415,6 +434,23 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
     text = "\n".join(lines)
     (out / f"{suite}.md").write_text(text)
     return text
+
+
+def unlearning(group: dict[str, list[dict]], budget: int) -> list[str]:
+    """Offline-to-online: success right after pretraining (the step-0 evaluation), the lowest success during the first
+    fifth of fine-tuning (the "unlearning" dip), and the final success; mean over seeds with 95% bootstrap CIs."""
+    lines = [
+        "| method | after pretraining | lowest in the first fifth of fine-tuning | final |",
+        "|---|---|---|---|",
+    ]
+    for method, records in group.items():
+        after = np.array([r["success"][0] for r in records])
+        window = max(budget / 5, records[0]["steps"][1])  # at least one evaluation after pretraining
+        dip = np.array([min(s for t, s in zip(r["steps"], r["success"]) if 0 < t <= window) for r in records])
+        final = np.array([r["success"][-1] for r in records])
+        cells = [fmt_interval(bootstrap_mean_ci(v)) for v in (after, dip, final)]
+        lines.append(f"| {method} | {' | '.join(cells)} |")
+    return lines
 
 
 def paired_differences(fp32: list[dict], bf16: list[dict]) -> list[str]:

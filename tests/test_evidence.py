@@ -96,3 +96,19 @@ def test_steps_to_80_and_the_target_verdict():
     rows, _ = evidence.summarise({"EXPO": never, "CrossQ + demos": [record("CrossQ + demos", [0] * 7)] * 3}, 3000, 500)
     assert "undecided" in evidence.verdict(rows)
     assert {r["method"]: r for r in rows}["EXPO"]["area"][0] == pytest.approx(3.9 / 7)  # mean success over the run
+
+
+def test_offline_to_online_pretrains_every_method_and_reports_the_dip(tmp_path, monkeypatch):
+    monkeypatch.setattr(evidence, "RESULTS", tmp_path)
+    config = copy.deepcopy(evidence.load_config("cpu"))
+    task = "MountainCarContinuous-v0"
+    config["tasks"][task].update(steps=200, eval_every=100)
+    config.update(eval_episodes=1, pretrain_steps=300)
+    runs = evidence.plan("offline_to_online", "cpu", config, [task], [0])
+    assert {r.method for r in runs} == evidence.PRETRAINED and len(runs) == 4
+    for run in runs:
+        record = evidence.execute(run, config)
+        assert record["steps"][0] == 0 and record["steps"][-1] == 200  # success measured right after pretraining
+    text = evidence.report("offline_to_online", "cpu", config, [task], elapsed=None)
+    assert "| after pretraining | lowest in the first fifth of fine-tuning | final |" in text
+    assert text.count("pretrained") >= 8  # every method in both tables

@@ -178,27 +178,7 @@ class RLPD(DemonstrationLearning, SAC):
         """Behaviour cloning of the actor on the demonstrations (maximum likelihood of their actions under the
         tanh-Gaussian): the "RLPD with a BC-pretrained actor" of offline-to-online comparisons. Critics, temperature
         and the step count are left as they are."""
-        buffer = self.replay_buffer
-        if not getattr(buffer, "n_demos", 0):
-            raise ValueError("pretrain() clones the demonstrations, but this model has none: pass demonstrations=... .")
-        if not hasattr(self, "_logger"):
-            self.set_logger(configure_logger(self.verbose, self.tensorboard_log, "RLPD_pretrain"))
-        self.actor.set_training_mode(True)
-        losses = []
-        for step in range(1, n_steps + 1):
-            data = buffer.sample_demonstrations(batch_size or self.batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            mean, log_std, _ = self.actor.get_action_dist_params(data.observations)
-            distribution = self.actor.action_dist.proba_distribution(mean, log_std)
-            loss = -distribution.log_prob(data.actions).mean()
-            self.actor.optimizer.zero_grad()
-            loss.backward()
-            self.actor.optimizer.step()
-            losses.append(loss.detach())
-            if step % log_interval == 0 or step == n_steps:
-                self.logger.record("pretrain/actor_bc_loss", th.stack(losses).mean().item())
-                self.logger.dump(step=step)
-                losses = []
-        self.actor.set_training_mode(False)
+        clone_actor(self, n_steps, batch_size or self.batch_size, log_interval)
         return self
 
     def _create_aliases(self) -> None:
@@ -218,3 +198,28 @@ class RLPD(DemonstrationLearning, SAC):
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_critic_params", "_target_params"]
+
+
+def clone_actor(model: SAC, n_steps: int, batch_size: int, log_interval: int = 1000) -> None:
+    """Behaviour cloning of a SAC-family actor (SAC, RLPD) on the demonstrations of its DemoReplayBuffer."""
+    buffer = model.replay_buffer
+    if not getattr(buffer, "n_demos", 0):
+        raise ValueError("pretrain() clones the demonstrations, but this model has none: pass demonstrations=... .")
+    if not hasattr(model, "_logger"):
+        model.set_logger(configure_logger(model.verbose, model.tensorboard_log, f"{type(model).__name__}_pretrain"))
+    actor = model.actor
+    actor.set_training_mode(True)
+    losses = []
+    for step in range(1, n_steps + 1):
+        data = buffer.sample_demonstrations(batch_size, env=model._vec_normalize_env)  # type: ignore[union-attr]
+        mean, log_std, _ = actor.get_action_dist_params(data.observations)
+        loss = -actor.action_dist.proba_distribution(mean, log_std).log_prob(data.actions).mean()
+        actor.optimizer.zero_grad()
+        loss.backward()
+        actor.optimizer.step()
+        losses.append(loss.detach())
+        if step % log_interval == 0 or step == n_steps:
+            model.logger.record("pretrain/actor_bc_loss", th.stack(losses).mean().item())
+            model.logger.dump(step=step)
+            losses = []
+    actor.set_training_mode(False)
