@@ -2,8 +2,8 @@
 
 rl_zoo3 2.9 has no plug-in hook: its `--algo` choices are the keys of `rl_zoo3.utils.ALGOS` when the parser is
 built, and its default config path points inside the rl_zoo3 package. The plain `rl_zoo3` command gets lazy entries
-from a start-up hook (see `_sb3_expo_zoo_hook.py`), which calls `register()` once EXPO or GoRL is asked for;
-`expo-zoo` calls it directly. For EXPO and GoRL runs, register() also changes three things in the zoo:
+from a start-up hook (see `_sb3_expo_zoo_hook.py`), which calls `register()` once one of ours is asked for;
+`expo-zoo` calls it directly. For EXPO, GoRL and RLPD runs, register() also changes three things in the zoo:
 
 - `--save-freq` writes resumable checkpoints (model, online replay buffer, VecNormalize statistics; atomically;
   sb3_expo.common.callbacks), and `-i <run>/checkpoints/latest/model.zip` resumes the run where it stopped, up to the
