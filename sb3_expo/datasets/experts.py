@@ -41,8 +41,8 @@ def rollout_episodes(env: gym.Env, expert: Expert, n_episodes: int, seed: int = 
     """Roll out `expert` for n episodes: per episode T + 1 observations (arrays or dicts of arrays), T actions,
     rewards, terminations, truncations; and whether each succeeded (info['is_success'], else termination)."""
     episodes, successes = [], []
-    if hasattr(expert, "seed"):  # an expert with its own randomness draws it from the source's seed: reproducible
-        expert.seed(seed)
+    if callable(getattr(expert, "reseed", None)):  # an expert with its own randomness draws it from the source's seed
+        expert.reseed(seed)
     for episode in range(n_episodes):
         obs, info = env.reset(seed=seed + episode)
         if hasattr(expert, "reset"):  # after the env's reset: an expert may plan from (or set up) the new episode

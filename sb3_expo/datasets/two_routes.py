@@ -51,9 +51,9 @@ class TwoRoutesExpert:
     demonstration source's seed), through two waypoints at full speed."""
 
     def __init__(self, seed: int = 0) -> None:
-        self.seed(seed)
+        self.reseed(seed)
 
-    def seed(self, seed: int) -> None:
+    def reseed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
         self.reset()
 
