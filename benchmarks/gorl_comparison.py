@@ -2,7 +2,7 @@
 
     python benchmarks/gorl_comparison.py                     # every task x method x seed not yet on disk, then the report
     python benchmarks/gorl_comparison.py --tasks InvertedPendulum-v5 --seeds 5 --workers 2
-    python benchmarks/gorl_comparison.py --report-only       # re-aggregate the runs on disk (and re-time acting)
+    python benchmarks/gorl_comparison.py --report-only       # re-aggregate the runs on disk
 
 Methods, run the same way (same budget, evaluation points, evaluation episodes and seeds):
 - GoRL (flow), GoRL (DDIM): the stage schedule as shipped (four stages, 1/3 1/3 1/6 1/6, decoder refits counted in the
@@ -34,6 +34,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import yaml
+from evidence import interval_estimates  # the evidence suite's IQM + stratified bootstrap (same folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gorl"
@@ -161,21 +162,6 @@ def acting_cost(task: str, calls: int = 300) -> dict[str, float]:
 # ---------------------------------------------------------------- report
 
 
-def interval_estimates(curves: dict[str, np.ndarray], reps: int = 2000, seed: int = 0):
-    """IQM per evaluation point with its 95% stratified-bootstrap CI (rliable): {name: (iqm[T], low[T], high[T])}."""
-    from rliable import library as rly
-    from rliable import metrics
-
-    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
-    scores = {name: c[:, None, :] for name, c in curves.items()}
-
-    def iqm(s: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(s[..., t]) for t in range(s.shape[-1])])
-
-    point, ci = rly.get_interval_estimates(scores, iqm, reps=reps)
-    return {name: (point[name], ci[name][0], ci[name][1]) for name in curves}
-
-
 def plot(task: str, rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -291,7 +277,7 @@ def main() -> None:
                       f"{r['wall_seconds']:.0f} s", flush=True)  # fmt: skip
     elapsed = time.perf_counter() - start if todo and not args.report_only else None
     acting_file = RESULTS / "acting.json"
-    if not acting_file.exists() or args.report_only:  # timed alone, after the runs
+    if not acting_file.exists():  # timed alone, after the runs (delete the file to time again)
         acting = {task: acting_cost(task) for task in args.tasks}
         acting_file.write_text(json.dumps(acting, indent=1))
     acting = json.loads(acting_file.read_text())

@@ -133,14 +133,14 @@ class RLPD(DemonstrationLearning, SAC):
         critic_losses = []
         for _ in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = data.discounts if data.discounts is not None else self.gamma
+            discounts = data.discounts.flatten() if data.discounts is not None else self.gamma  # n-step or gamma
             with th.no_grad():
                 next_actions, next_log_prob = self.actor.action_log_prob(data.next_observations)
                 subset = self.critic_target.random_subset(self.num_min_qs)  # type: ignore[attr-defined]
                 next_q = self.critic_target(data.next_observations, next_actions, subset).min(dim=0).values
                 if self.backup_entropy:
                     next_q = next_q - ent_coef * next_log_prob
-                target = data.rewards.flatten() + (1 - data.dones.flatten()) * th.as_tensor(discounts).flatten() * next_q
+                target = data.rewards.flatten() + (1 - data.dones.flatten()) * discounts * next_q
             q_values = self.critic(data.observations, data.actions)  # [E, B]
             critic_loss = ((q_values - target) ** 2).mean()
             self.critic.optimizer.zero_grad()
