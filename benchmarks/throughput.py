@@ -3,6 +3,7 @@
     python benchmarks/throughput.py            # full table, base policies, scaling sweep (about 13 minutes on 2 cores)
     python benchmarks/throughput.py --quick    # smaller sweep
     python benchmarks/throughput.py --only bases --repeat 3   # base-policy rows alone (DDPM 10 steps, flow 1, 2, 4, 10)
+    python benchmarks/throughput.py --only precision --repeat 3   # fp32 vs mixed precision, eager and compiled, by part
     python benchmarks/throughput.py --threads 1    # torch threads (default: all cores); printed in the table
 
 AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
@@ -139,27 +140,160 @@ def measure(config: dict) -> dict:
 
 
 def variant_name(row: dict) -> str:
-    return ("bf16 sampler" if row["bf16"] else "fp32") + (" + torch_compile" if row["compile"] else "")
+    return ("bf16" if row["bf16"] else "fp32") + (" + torch_compile" if row["compile"] else "")
 
 
-def run_in_subprocess(config: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], capture_output=True, text=True, check=True)
+def measure_parts(config: dict) -> dict:
+    """One precision variant at UTD 20 in this process: train() as a whole, then each of its parts timed alone on
+    the same G minibatches (ms per env step): the backup's sampling chain (with the candidates' edits), the
+    selection and bootstrap of the 20 critic steps, the rest of those steps (critic forward, backward, Adam,
+    target update), the base step and the edit step (with the temperature); acting latency."""
+    th.manual_seed(0)
+    model = make_model(8, 10, config["bf16"], config["compile"])
+    utd, batch, reps = 20, BATCH, config["reps"]
+    model.train(utd, batch)  # warm-up and compilation
+    start = time.perf_counter()
+    for _ in range(reps):
+        model.train(utd, batch)
+    whole = (time.perf_counter() - start) / reps
+
+    data = model._sample_minibatches(utd, batch)
+    with th.no_grad():
+        features, next_features = model.policy.features(data.observations), model.policy.features(data.next_observations)
+    candidates = model._backup_candidates(next_features)
+    rows = [slice(g * batch, (g + 1) * batch) for g in range(utd)]
+    lr = model.lr_schedule(1.0)
+
+    def timed(fn) -> float:
+        fn()
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return 1e3 * (time.perf_counter() - start) / reps
+
+    def chain() -> None:
+        with th.no_grad():
+            model._backup_candidates(next_features)
+
+    def selection() -> None:
+        for r in rows:
+            with th.no_grad(), model._mixed():
+                chosen = model.policy.select(next_features[r], candidates[r])
+                model.critic_target.subset_min(next_features[r], chosen.actions, model.num_min_qs)
+
+    def critic_steps() -> None:
+        for r in rows:
+            model._critic_step(
+                features[r], data.actions[r], data.rewards[r], data.dones[r], model.gamma, next_features[r], candidates[r]
+            )
+
+    parts = {
+        "backup chain": timed(chain),
+        "selection": timed(selection),
+        "critic steps": timed(critic_steps),
+        "base step": timed(lambda: model._base_step(features[rows[-1]], data.actions[rows[-1]], lr)),
+        "edit step": timed(lambda: model._edit_step(features[rows[-1]], data.actions[rows[-1]], lr)),
+    }
+    parts["critic steps"] -= parts["selection"]  # _critic_step includes the selection: keep the rest
+    obs = np.zeros(OBS_DIM, np.float32)
+    for _ in range(5):
+        model.predict(obs)
+    latencies = []
+    for _ in range(50):
+        t = time.perf_counter()
+        model.predict(obs)
+        latencies.append(time.perf_counter() - t)
+    chain_flops = batch * utd * 8 * 10 * denoiser_flops_per_row_step()
+    return {
+        **config,
+        "ms_per_env_step": 1e3 * whole,
+        "ms_per_critic_update": 1e3 * whole / utd,
+        "parts_ms": parts,
+        "chain_gflops": chain_flops / parts["backup chain"] / 1e6,
+        "backup_gflops": chain_flops / whole / 1e9,
+        "act_ms": 1e3 * float(np.median(latencies)),
+    }
+
+
+PRECISION_VARIANTS = [(False, False), (True, False), (False, True), (True, True)]  # (bf16, torch_compile)
+
+
+def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
+    """Mixed precision against fp32 at UTD 20, eager and compiled, each part timed; `repeat` interleaved runs, medians,
+    the fp32 and bf16 matmul rates measured at the start and the end."""
+    rates = [(matmul_peak(th.float32), matmul_peak(th.bfloat16))]
+    runs: list[list[dict]] = [[] for _ in PRECISION_VARIANTS]
+    for r in range(repeat):
+        for i, (bf16, compiled) in enumerate(PRECISION_VARIANTS):
+            config = {**base, "bf16": bf16, "compile": compiled, "reps": 2}
+            runs[i].append(run_in_subprocess(config, parts=True))
+            print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {runs[i][-1]['ms_per_env_step']:.0f} ms/env step", flush=True)
+    rates.append((matmul_peak(th.float32), matmul_peak(th.bfloat16)))
+    peak16 = max(r[1] for r in rates)
+
+    def med(i: int, fn) -> float:
+        return float(np.median([fn(row) for row in runs[i]]))
+
+    fp32_step = [row["ms_per_env_step"] for row in runs[0]]
+    lines = [
+        f"Mixed precision (UTD 20, paper settings, {base['threads']} threads; matmul rate at start / end: fp32 "
+        f"{rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / {rates[1][1]:.0f} GFLOP/s; median of {repeat} "
+        "interleaved runs, range in brackets; speed-up vs fp32 eager per run, then median):",
+        "",
+        "| variant | ms / env step | speed-up | backup chain GFLOP/s (% of bf16 rate) | whole update, backup GFLOP/s "
+        "(% of bf16 rate) | acting ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, _ in enumerate(PRECISION_VARIANTS):
+        steps = [row["ms_per_env_step"] for row in runs[i]]
+        speedup = float(np.median([f / s for f, s in zip(fp32_step, steps)]))
+        chain, whole = med(i, lambda r: r["chain_gflops"]), med(i, lambda r: r["backup_gflops"])
+        act = med(i, lambda r: r["act_ms"])
+        lines.append(
+            f"| {variant_name(runs[i][0])} | {np.median(steps):.0f} [{min(steps):.0f}-{max(steps):.0f}] | {speedup:.2f}x "
+            f"| {chain:.0f} ({chain / peak16:.0%}) | {whole:.0f} ({whole / peak16:.0%}) | {act:.1f} |"
+        )
+    names = list(runs[0][0]["parts_ms"])
+    lines += [
+        "",
+        "Where the time of one env step goes (ms, medians; each part timed alone on the same minibatches):",
+        "",
+        "| variant | " + " | ".join(names) + " | sum of parts | train() |",
+        "|---|" + "---|" * (len(names) + 2),
+    ]
+    for i, _ in enumerate(PRECISION_VARIANTS):
+        parts = [med(i, lambda r, n=n: r["parts_ms"][n]) for n in names]
+        lines.append(
+            f"| {variant_name(runs[i][0])} | "
+            + " | ".join(f"{p:.0f}" for p in parts)
+            + f" | {sum(parts):.0f} | {med(i, lambda r: r['ms_per_env_step']):.0f} |"
+        )
+    (out / "throughput_precision.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput_precision.json").write_text(json.dumps({"runs": runs, "rates": rates}, indent=1))
+    print("\n".join(lines))
+    return lines
+
+
+def run_in_subprocess(config: dict, parts: bool = False) -> dict:
+    flag = "--parts" if parts else "--one"
+    out = subprocess.run([sys.executable, __file__, flag, json.dumps(config)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--parts", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--only", choices=["bases"], help="run one section alone")
-    parser.add_argument("--repeat", type=int, default=1, help="--only bases: measurements per base (interleaved)")
+    parser.add_argument("--only", choices=["bases", "precision"], help="run one section alone")
+    parser.add_argument("--repeat", type=int, default=1, help="--only bases|precision: interleaved measurements")
     parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch threads (default: all cores)")
     args = parser.parse_args()
-    if args.one:
-        config = json.loads(args.one)
+    if args.one or args.parts:
+        config = json.loads(args.one or args.parts)
         th.set_num_threads(config.get("threads", th.get_num_threads()))
-        print(json.dumps(measure(config)))
+        print(json.dumps(measure(config) if args.one else measure_parts(config)))
         return
     th.set_num_threads(args.threads)
     print(f"{args.threads} threads", flush=True)
@@ -168,6 +302,9 @@ def main() -> None:
     base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2, threads=args.threads)
     if args.only == "bases":
         bases_section(base, args.out, args.repeat)
+        return
+    if args.only == "precision":
+        precision_section(base, args.out, args.repeat)
         return
     peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     rows = []

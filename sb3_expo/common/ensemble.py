@@ -68,7 +68,8 @@ class CriticEnsemble(nn.Module):
         for linear, norm in zip(self.hidden, self.norms):
             h = linear(h, members)
             h = F.relu(norm(h, members) if isinstance(norm, BatchedLayerNorm) else h, inplace=True)
-        return self.out(h, members).squeeze(-1)
+        with th.autocast(h.device.type, enabled=False):  # Q values in float32 under bf16 autocast: selection, targets, loss
+            return self.out(h.float(), members).squeeze(-1)
 
     def random_subset(self, size: int) -> th.Tensor:
         """Indices of `size` distinct members, drawn afresh on every call (one subset for the whole batch)."""

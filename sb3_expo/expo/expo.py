@@ -70,9 +70,11 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         zoo's EvalCallback and enjoy, which always ask for deterministic actions)
     :param n_steps: n-step returns, as SAC's (demonstrations get the same n-step targets); 1 is the reference
     :param precision: "fp32" (default), "bf16" or "auto" (bf16 where the hardware multiplies bf16 natively: CPUs with
-        AMX or AVX512-BF16, CUDA GPUs of compute capability 8.0 or newer; fp32 elsewhere). bf16 runs the TD backup's
-        denoising chain from a bfloat16 copy of the base policy's weights; losses, optimizer state, the critic and
-        policy steps and acting stay float32 (ours). Saved with the model.
+        AMX or AVX512-BF16, CUDA GPUs of compute capability 8.0 or newer; fp32 elsewhere). bf16 is mixed precision
+        for the whole update: the backup's denoising chain and acting sample from bfloat16 copies of the base
+        policy's weights, the critic, edit and base steps and the candidate selection run their matmuls under bf16
+        autocast; master weights, optimizer state, gradients, losses, Q values, the sampler's state, time features,
+        log-probabilities and the temperature stay float32 (ours; README "Mixed precision"). Saved with the model.
     :param bf16_sampler: deprecated: True is precision="bf16", False precision="fp32"
     :param torch_compile: run the hot paths, the denoising chain (acting and backup) and the critic ensemble, through
         torch.compile, with CUDA graphs on CUDA (ours, off by default: a minute or two of compilation at the first
@@ -225,6 +227,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         self._create_aliases()
         self._bf16_net: nn.Module | None = None  # the backup's bfloat16 denoiser, made at the first train()
         self._bf16 = self._resolve_precision()
+        self.policy.bf16_acting = self._bf16
         for module in (self.base, self.base_ema, self.critic, self.critic_target):
             if isinstance(module, (DenoisingPolicy, CriticEnsemble)):
                 module.compile_mode = compiled.compile_mode(self.device, self.torch_compile)
@@ -364,9 +367,14 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
     def _backup_candidates(self, next_features: th.Tensor) -> th.Tensor:
         """Candidates for the TD backup, from the online (not EMA) base policy; one base sample for the ablation."""
         net = self._low_precision_net() if self._bf16 else None  # one cast for all G minibatches
-        if self.otf_backup:
-            return self.policy.candidates(next_features, self.base, net=net)
-        return self.base.sample(next_features, net=net).unsqueeze(1)
+        with self._mixed():  # the edit of the candidates; the chain runs on `net` (its state x stays float32)
+            if self.otf_backup:
+                return self.policy.candidates(next_features, self.base, net=net)
+            return self.base.sample(next_features, net=net).unsqueeze(1)
+
+    def _mixed(self) -> th.autocast:
+        """bf16 autocast where precision asks for it (matmuls in bf16 from float32 master weights), else a no-op."""
+        return th.autocast(self.device.type, dtype=th.bfloat16, enabled=self._bf16)
 
     @th.no_grad()  # like the target and EMA updates: an in-place copy from trained weights must record no history
     def _low_precision_net(self) -> nn.Module:
@@ -387,11 +395,12 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         next_features: th.Tensor,
         candidates: th.Tensor,
     ) -> tuple[th.Tensor, ...]:
-        with th.no_grad():
+        with th.no_grad(), self._mixed():
             next_actions = self.policy.select(next_features, candidates)  # target critic of this step, subset 1
             next_q = self.critic_target.subset_min(next_features, next_actions.actions, self.num_min_qs)  # subset 2
             target_q = (rewards + (1 - dones) * discounts * next_q.unsqueeze(-1)).squeeze(-1)
-        q_values = self.critic(features, actions)  # [E, B]: all members regress onto the same target
+        with self._mixed():
+            q_values = self.critic(features, actions)  # [E, B], float32 (the output layer is): all regress onto one target
         loss = F.mse_loss(q_values, target_q.expand_as(q_values))
         self.critic.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -430,7 +439,8 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         """One imitation step of the diffusion policy on (s, a) from the batch, then the EMA update."""
         update_learning_rate(self.base.optimizer, lr * self._cosine(self._n_base_updates))
         self.base.train()
-        loss = self.base.loss(features, actions)
+        with self._mixed():
+            loss = self.base.loss(features, actions)
         self.base.eval()
         self.base.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -445,11 +455,12 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         update_learning_rate(self.edit.optimizer, lr * self._cosine(self._n_edit_updates))
         alpha = self.log_ent_coef.detach().exp() if self.log_ent_coef is not None else self.ent_coef_tensor
         self.edit.train(True)
-        edited, log_prob = self.edit(features, actions)
-        self.edit.train(False)
-        self.critic.requires_grad_(False)
-        q_edit = self.critic(features, edited).mean(dim=0)
-        self.critic.requires_grad_(True)
+        with self._mixed():
+            edited, log_prob = self.edit(features, actions)
+            self.edit.train(False)
+            self.critic.requires_grad_(False)
+            q_edit = self.critic(features, edited).mean(dim=0)
+            self.critic.requires_grad_(True)
         loss = (alpha * log_prob - q_edit).mean()
         self.edit.optimizer.zero_grad(set_to_none=True)
         loss.backward()

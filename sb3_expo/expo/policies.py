@@ -69,17 +69,19 @@ class EditPolicy(nn.Module):
         which cancels in float32 when sigma is tiny next to mu.
         """
         h = self.trunk(th.cat([features, base_actions], dim=-1))
-        mu, log_std = self.mu(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
-        if deterministic:
-            xi = th.zeros_like(mu)
-        else:
-            xi = th.randn_like(mu) if noise is None else noise
-        u = mu + log_std.exp() * xi
-        gaussian = -0.5 * xi.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-        log_jacobian = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
-        d = base_actions.shape[-1]
-        log_prob = (gaussian - log_jacobian).sum(-1) - d * math.log(self.edit_beta)
-        return base_actions + self.edit_beta * th.tanh(u), log_prob
+        with th.autocast(h.device.type, enabled=False):  # heads, noise and log-probability in float32 under autocast
+            h = h.float()
+            mu, log_std = self.mu(h), self.log_std(h).clamp(LOG_STD_MIN, LOG_STD_MAX)
+            if deterministic:
+                xi = th.zeros_like(mu)
+            else:
+                xi = th.randn_like(mu) if noise is None else noise
+            u = mu + log_std.exp() * xi
+            gaussian = -0.5 * xi.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+            log_jacobian = 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))  # log(1 - tanh(u)^2), stable
+            d = base_actions.shape[-1]
+            log_prob = (gaussian - log_jacobian).sum(-1) - d * math.log(self.edit_beta)
+            return base_actions + self.edit_beta * th.tanh(u), log_prob
 
 
 CandidateNoise = tuple[th.Tensor, th.Tensor]  # (the base sampler's noise for B*N rows, [B*K, d] edit noise)
@@ -162,6 +164,8 @@ class ExpoPolicy(BasePolicy):
         self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
         self.edit_dropout, self.base_weight_decay = edit_dropout, base_weight_decay
         self.deterministic_mode = deterministic_mode
+        self.bf16_acting = False  # set by EXPO from its precision: sample acting candidates from a bf16 copy of base_ema
+        self._acting_copy: dict[str, Any] = {}  # that copy and the EMA weights' versions it was made from
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -317,8 +321,25 @@ class ExpoPolicy(BasePolicy):
         """
         features = self.features(obs)
         noise = self.candidate_noise(features.shape[0], features.device, deterministic, obs) if deterministic else None
-        candidates = self.candidates(features, self.base_ema, deterministic, noise, check=self.custom_base)
+        net = self.acting_net()
+        candidates = self.candidates(features, self.base_ema, deterministic, noise, net=net, check=self.custom_base)
         return self.select(features, candidates, deterministic)
+
+    @th.no_grad()
+    def acting_net(self) -> nn.Module | None:
+        """With bf16_acting, the EMA base's denoiser in bfloat16 (acting samples from it; selection stays float32);
+        refreshed in place whenever the EMA weights changed (an EMA step, a load), found by their version counters."""
+        if not self.bf16_acting:
+            return None
+        params = list(self.base_ema.net.parameters())
+        versions = [p._version for p in params]
+        net = self._acting_copy.get("net")
+        if net is None:
+            net = self._acting_copy["net"] = self.base_ema.low_precision_net()
+        elif versions != self._acting_copy["versions"]:
+            th._foreach_copy_(list(net.parameters()), params)
+        self._acting_copy["versions"] = versions
+        return net
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic)

@@ -22,6 +22,7 @@ import torch as th
 from torch import nn
 
 from sb3_expo.common import compiled
+from sb3_expo.common.generative.networks import FourierFeatures
 
 
 class GenerativePolicy(nn.Module):
@@ -75,8 +76,17 @@ class DenoisingPolicy(GenerativePolicy):
         raise NotImplementedError
 
     def low_precision_net(self, dtype: th.dtype = th.bfloat16) -> nn.Module:
-        """A copy of the network in `dtype`, for sampling many rows fast (one cast, reused for all of them)."""
-        return copy.deepcopy(self.net).to(dtype).requires_grad_(False)
+        """A copy of the network in `dtype`, for sampling many rows fast (one cast, reused for all of them).
+
+        Learnable Fourier time features stay float32: their phases reach tens of radians, beyond bf16's resolution.
+        """
+        net = copy.deepcopy(self.net).requires_grad_(False)
+        for module in net.modules():
+            if not isinstance(module, FourierFeatures):
+                for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+                    if tensor.is_floating_point():
+                        tensor.data = tensor.data.to(dtype)
+        return net
 
 
 def check_generative_policy(policy: nn.Module, obs_dim: int, action_dim: int, role: str = "base policy") -> None:

@@ -37,6 +37,13 @@ def lecun_uniform_(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+def full_precision_linear(layer: nn.Linear, x: th.Tensor) -> th.Tensor:
+    """layer(x) in float32 even under bf16 autocast: the output layers whose values a loss or a sampler uses directly
+    (a Q value of 100 has a resolution of 0.5 in bf16). Cheap: these layers have a handful of outputs."""
+    with th.autocast(x.device.type, enabled=False):
+        return F.linear(x.float(), layer.weight.float(), None if layer.bias is None else layer.bias.float())
+
+
 class FourierFeatures(nn.Module):
     """Learnable Fourier features of the time input: [cos(2 pi t W), sin(2 pi t W)], W ~ N(0, 0.2^2).
 
@@ -48,7 +55,9 @@ class FourierFeatures(nn.Module):
         self.kernel = nn.Parameter(th.randn(out_dim // 2, 1) * std)
 
     def forward(self, t: th.Tensor) -> th.Tensor:
-        f = 2 * math.pi * t.reshape(-1, 1).to(self.kernel.dtype) @ self.kernel.T
+        # an outer product written element-wise: autocast would run a matmul in bf16, and with t up to T - 1 the
+        # phases reach about 30 rad, where bf16 rounding moves them by 0.1 rad. Kept in float32 (see low_precision_net).
+        f = 2 * math.pi * t.reshape(-1, 1).to(self.kernel.dtype) * self.kernel.reshape(1, -1)
         return th.cat([th.cos(f), th.sin(f)], dim=-1)
 
 
@@ -78,12 +87,12 @@ class Denoiser(nn.Module):
         self.output = xavier_(nn.Linear(width, action_dim))
 
     def time_embedding(self, t: th.Tensor) -> th.Tensor:
-        return self.cond(self.time_features(t))
+        return self.cond(self.time_features(t).to(self.cond[0].weight.dtype))
 
     def forward(self, obs: th.Tensor, noisy_action: th.Tensor, t: th.Tensor) -> th.Tensor:
         """The reference network, concat[a_t, s, cond(t)] -> eps; t holds one time value per row."""
         h = self.input(th.cat([noisy_action, obs, self.time_embedding(t)], dim=-1))
-        return self.output(F.silu(self.blocks(h)))
+        return full_precision_linear(self.output, F.silu(self.blocks(h)))
 
     def split_input(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """The input layer split by its three parts, so the sampler projects s once and cond(t) once per step."""
