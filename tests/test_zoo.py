@@ -325,6 +325,28 @@ def test_pointmaze_entry_trains_on_generated_demonstrations(tmp_path):
     assert saved["demonstrations"] == "minari:sb3-expo/pointmaze-umaze-v0"
 
 
+def test_the_evaluation_env_gets_the_entrys_env_kwargs(tmp_path):
+    """The PointMaze entry's env_kwargs (continuing_task: False) reach the env the zoo evaluates on (EvalCallback and
+    -optimize's trials), not only the training env, as rl_zoo3 2.9 alone does; --eval-env-kwargs still wins."""
+    import argparse
+
+    from rl_zoo3.exp_manager import ExperimentManager
+
+    from sb3_expo.zoo import register
+
+    register()
+    for eval_kwargs, expected in ((None, False), ({"continuing_task": True}, True)):
+        manager = ExperimentManager(
+            argparse.Namespace(), "expo", "PointMaze_UMaze-v3", str(tmp_path), eval_env_kwargs=eval_kwargs, device="cpu"
+        )
+        hyperparams, _ = manager.read_hyperparameters()
+        manager._preprocess_hyperparams(hyperparams)
+        train_env, eval_env = manager.create_envs(1, no_log=True), manager.create_envs(1, eval_env=True, no_log=True)
+        assert train_env.envs[0].unwrapped.continuing_task is False
+        assert eval_env.envs[0].unwrapped.continuing_task is expected
+        train_env.close(), eval_env.close()
+
+
 def test_yaml_typo_and_unknown_env_give_the_zoos_usual_errors(tmp_path):
     typo = expo_train("-n", 50, "-params", "edit_bta:0.1", cwd=tmp_path, check=False)
     assert typo.returncode != 0 and "unexpected keyword argument 'edit_bta'" in typo.stderr

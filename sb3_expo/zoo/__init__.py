@@ -79,7 +79,16 @@ def _patch(manager: type) -> None:
             bound.arguments["config"] = default_config(algo)
         init(*bound.args, **bound.kwargs)
 
-    create_callbacks, learn = manager.create_callbacks, manager.learn
+    create_callbacks, learn, preprocess = manager.create_callbacks, manager.learn, manager._preprocess_hyperparams
+
+    def preprocess_for_ours(self: Any, hyperparams: dict[str, Any]) -> Any:
+        """rl_zoo3 2.9 gives an entry's `env_kwargs` to the training env only: its evaluation env (EvalCallback,
+        -optimize's trials) is made without them (e.g. PointMaze evaluated as a continuing task). Ours evaluate on
+        the env they train on, unless --eval-env-kwargs says otherwise."""
+        out = preprocess(self, hyperparams)
+        if self.algo in CONFIGS and self._eval_env_kwargs_args is None:
+            self.eval_env_kwargs = self.env_kwargs
+        return out
 
     def create_callbacks_for_ours(self: Any) -> None:
         create_callbacks(self)
@@ -98,6 +107,7 @@ def _patch(manager: type) -> None:
     manager.__init__ = __init__
     manager.create_callbacks = create_callbacks_for_ours
     manager.learn = learn_for_ours
+    manager._preprocess_hyperparams = preprocess_for_ours
 
 
 def _use_our_callbacks(manager: Any) -> None:
