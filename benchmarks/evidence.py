@@ -5,6 +5,8 @@
     python benchmarks/evidence.py bases               # EXPO's base policy: DDPM vs flow matching (block `bases`)
     python benchmarks/evidence.py precision           # fp32 vs precision="bf16", paired by seed (block `precision`)
     python benchmarks/evidence.py offline_to_online   # pretrain on the demonstrations, then fine-tune (paper Fig. 5)
+    python benchmarks/evidence.py tuned               # defaults vs the values benchmarks/tuning.py chose (rl-zoo3)
+    python benchmarks/evidence.py main --scale cpu-paper-nets --methods EXPO RLPD   # the paper's networks, UTD 1
     python benchmarks/evidence.py main --tasks MountainCarContinuous-v0 --seeds 5 --workers 2
     python benchmarks/evidence.py main --scale paper  # the paper-scale configuration (for a GPU)
     python benchmarks/evidence.py main --report-only  # re-aggregate the runs already on disk
@@ -53,6 +55,7 @@ METHODS: dict[str, tuple[str, str, bool, dict[str, Any]]] = {
     "EXPO, flow (10 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 10}}),
     "EXPO, flow (2 steps)": ("expo", "expo", True, {"policy_kwargs": {"base": "flow", "diffusion_steps": 2}}),
     "EXPO, bf16": ("expo", "expo", True, {"precision": "bf16"}),
+    "EXPO, tuned": ("expo", "expo", True, {}),  # plus the task's best trial of benchmarks/tuning.py (tuned_params)
     "RLPD": ("rlpd", "rlpd", True, {}),
     # offline-to-online: imitation pretraining on the demonstrations (config pretrain_steps), then fine-tuning
     "EXPO, pretrained": ("expo", "expo", True, {}),
@@ -74,6 +77,7 @@ SUITE_METHODS = {  # the methods each suite compares (ablations: EXPO at several
     "bases": ["EXPO", "EXPO, flow (10 steps)", "EXPO, flow (2 steps)"],
     "precision": ["EXPO", "EXPO, bf16"],  # paired by seed: the report adds bf16 - fp32 per seed
     "offline_to_online": sorted(PRETRAINED),  # the report adds success after pretraining and the early dip
+    "tuned": ["EXPO", "EXPO, tuned"],  # defaults against rl-zoo3 -optimize's choice on tuning seeds (tuning.py)
 }
 GAUSSIAN_WITH_DEMOS = ("SAC + demos (RLPD-style)", "RLPD", "CrossQ + demos")
 THRESHOLD = 0.8
@@ -159,9 +163,21 @@ class Run:
     suite: str = "main"
 
 
-def build_model(method: str, env: gym.Env, demos, config: dict, seed: int):
+def tuned_params(task: str) -> dict[str, Any]:
+    """The best trial of the task's tuning study (benchmarks/tuning.py, tuning seeds disjoint from these)."""
+    best = json.loads((ROOT / "benchmarks" / "results" / "tuning" / "best.json").read_text())
+    if task not in best:
+        raise ValueError(f"no tuning study for {task}: run python benchmarks/tuning.py --tasks {task} first.")
+    from sb3_expo.zoo.tuning import convert_expo_params
+
+    return convert_expo_params(best[task]["params"])
+
+
+def build_model(method: str, env: gym.Env, demos, config: dict, seed: int, task: str = ""):
     algo, key, with_demos, extra = METHODS[method]
     kwargs = {**config[key], **extra}
+    if method == "EXPO, tuned":
+        kwargs.update(tuned_params(task))
     if isinstance(kwargs.get("policy_kwargs"), dict):  # a method's policy_kwargs add to the scale's
         kwargs["policy_kwargs"] = {**config[key].get("policy_kwargs", {}), **extra.get("policy_kwargs", {})}
     if algo == "expo":
@@ -191,7 +207,7 @@ def execute(run: Run, config: dict) -> dict:
     th.set_num_threads(1)
     task_cfg = config["tasks"][run.task]
     demos = demonstrations(run.task, run.n_demos)
-    model = build_model(run.method, make_env(run.task), demos, config, run.seed)
+    model = build_model(run.method, make_env(run.task), demos, config, run.seed, run.task)
     if run.method in PRETRAINED:  # imitation first (EXPO: its base policy; SAC, RLPD: their actor), then no warm-up
         from sb3_expo.rlpd.rlpd import clone_actor
 
@@ -427,6 +443,9 @@ def report(suite: str, scale: str, config: dict, tasks: list[str], elapsed: floa
             lines += ["", *unlearning(group, task_cfg["steps"])]
         if suite == "precision":
             lines += ["", *paired_differences(group["EXPO"], group.get("EXPO, bf16", []))]
+        if suite == "tuned":
+            lines += ["", f"Tuned values (benchmarks/results/tuning/best.json): {tuned_params(task)}."]
+            lines += ["", *paired_differences(group["EXPO"], group.get("EXPO, tuned", []), "tuned - defaults")]
         png = out / f"{suite}_{task}.png"
         plot(task, rows, png, f"{task} ({suite})")
         lines += ["", verdict(rows) if suite == "main" else "", "", f"![{task}]({png.relative_to(RESULTS)})", ""]
@@ -453,9 +472,9 @@ def unlearning(group: dict[str, list[dict]], budget: int) -> list[str]:
     return lines
 
 
-def paired_differences(fp32: list[dict], bf16: list[dict]) -> list[str]:
-    """bf16 - fp32 per seed (the same seed: the same demonstrations, initial weights and evaluation episodes), mean
-    over seeds with a 95% bootstrap CI, for the final success and the mean success over the run."""
+def paired_differences(fp32: list[dict], bf16: list[dict], label: str = "bf16 - fp32") -> list[str]:
+    """bf16 - fp32 (or another pair) per seed (the same seed: the same demonstrations, initial weights and evaluation
+    episodes), mean over seeds with a 95% bootstrap CI, for the final success and the mean success over the run."""
     by_seed = {r["seed"]: r for r in fp32}
     pairs = [(by_seed[r["seed"]], r) for r in bf16 if r["seed"] in by_seed]
     if not pairs:
@@ -463,7 +482,7 @@ def paired_differences(fp32: list[dict], bf16: list[dict]) -> list[str]:
     final = np.array([b["success"][-1] - f["success"][-1] for f, b in pairs])
     n = min(min(len(f["success"]), len(b["success"])) for f, b in pairs)
     area = np.array([np.mean(b["success"][:n]) - np.mean(f["success"][:n]) for f, b in pairs])
-    lines = ["| bf16 - fp32, paired by seed | seeds | mean difference [95% bootstrap CI] |", "|---|---|---|"]
+    lines = [f"| {label}, paired by seed | seeds | mean difference [95% bootstrap CI] |", "|---|---|---|"]
     for name, values in (("final success", final), ("mean success over the run", area)):
         mean, low, high = bootstrap_mean_ci(values)
         lines.append(f"| {name} | {len(pairs)} | {100 * mean:+.1f} points [{100 * low:+.1f}, {100 * high:+.1f}] |")

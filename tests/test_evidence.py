@@ -21,8 +21,12 @@ def test_every_method_builds_on_every_task_with_the_same_batch_and_update_ratio(
     for task in config["tasks"]:
         demos = evidence.demonstrations(task, 1)
         settings = set()
-        for method, (_, _, with_demos, _) in evidence.METHODS.items():
-            model = evidence.build_model(method, evidence.make_env(task), demos, config, seed=0)
+        for method, (_, key, with_demos, _) in evidence.METHODS.items():
+            if key not in config:  # a scale that compares some methods only (cpu-paper-nets: EXPO and RLPD)
+                continue
+            if method == "EXPO, tuned" and task not in config.get("tuned", {}).get("tasks", []):
+                continue  # tuned on the suite's tasks only (benchmarks/results/tuning/best.json)
+            model = evidence.build_model(method, evidence.make_env(task), demos, config, seed=0, task=task)
             settings.add((model.batch_size, model.gradient_steps, model.train_freq.frequency, model.learning_starts))
             buffer = model.replay_buffer
             demo_rows = buffer.n_demo_samples(model.batch_size) if hasattr(buffer, "n_demo_samples") else 0
@@ -112,3 +116,25 @@ def test_offline_to_online_pretrains_every_method_and_reports_the_dip(tmp_path, 
     text = evidence.report("offline_to_online", "cpu", config, [task], elapsed=None)
     assert "| after pretraining | lowest in the first fifth of fine-tuning | final |" in text
     assert text.count("pretrained") >= 8  # every method in both tables
+
+
+def test_tuning_runs_the_evidence_settings_through_the_zoo():
+    """benchmarks/tuning.py tunes EXPO on the task as the evidence suite runs it (same networks, UTD, budget,
+    demonstrations, sampled evaluation), so the tuned values are comparable with the defaults there."""
+    spec = importlib.util.spec_from_file_location("tuning", ROOT / "benchmarks" / "tuning.py")
+    tuning = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tuning)
+    cpu = evidence.load_config("cpu")
+    task = "MountainCarContinuous-v0"
+    entry = tuning.zoo_entry(task, cpu)
+    assert entry["n_timesteps"] == cpu["tasks"][task]["steps"]
+    for key in ("batch_size", "gradient_steps", "learning_starts", "n_base_samples"):
+        assert entry[key] == cpu["expo"][key]
+    assert eval(entry["policy_kwargs"]) == cpu["expo"]["policy_kwargs"]
+    assert entry["deterministic_mode"] == "sampled"
+    from sb3_expo.datasets import load_demonstrations
+
+    tuned_demos = load_demonstrations(entry["demonstrations"])
+    suite_demos = evidence.demonstrations(task, cpu["tasks"][task]["demos"])
+    np.testing.assert_array_equal(tuned_demos.actions, suite_demos.actions)
+    assert tuning.TUNING_SEED not in range(10) and tuning.TUNING_SEED < 10_000  # not a training or evaluation seed
