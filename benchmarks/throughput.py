@@ -95,6 +95,19 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compi
     return model
 
 
+def acting_ms(model) -> float:
+    """Median latency of predict() on one observation (the best-of-(N + K) acting path), after a warm-up."""
+    obs = np.zeros(OBS_DIM, np.float32)
+    for _ in range(5):
+        model.predict(obs)
+    latencies = []
+    for _ in range(50):
+        t = time.perf_counter()
+        model.predict(obs)
+        latencies.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(latencies))
+
+
 def measure(config: dict) -> dict:
     """One configuration in this process: seconds per train() call, acting latency, peak RSS."""
     th.manual_seed(0)
@@ -120,20 +133,12 @@ def measure(config: dict) -> dict:
     for _ in range(reps):
         update()
     per_call = (time.perf_counter() - start) / reps
-    obs = np.zeros(OBS_DIM, np.float32)
-    for _ in range(5):
-        model.predict(obs)
-    latencies = []
-    for _ in range(50):
-        t = time.perf_counter()
-        model.predict(obs)
-        latencies.append(time.perf_counter() - t)
     return {
         **config,
         "ms_per_env_step": 1e3 * per_call,
         "ms_per_critic_update": 1e3 * per_call / utd,
         "backup_gflops": batch * config["n_base"] * config["steps"] * denoiser_flops_per_row_step() * utd / per_call / 1e9,
-        "act_ms": 1e3 * float(np.median(latencies)),
+        "act_ms": acting_ms(model),
         "warmup_s": warmup_s,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
     }
@@ -195,14 +200,6 @@ def measure_parts(config: dict) -> dict:
         "edit step": timed(lambda: model._edit_step(features[rows[-1]], data.actions[rows[-1]], lr)),
     }
     parts["critic steps"] -= parts["selection"]  # _critic_step includes the selection: keep the rest
-    obs = np.zeros(OBS_DIM, np.float32)
-    for _ in range(5):
-        model.predict(obs)
-    latencies = []
-    for _ in range(50):
-        t = time.perf_counter()
-        model.predict(obs)
-        latencies.append(time.perf_counter() - t)
     chain_flops = batch * utd * 8 * 10 * denoiser_flops_per_row_step()
     return {
         **config,
@@ -211,7 +208,7 @@ def measure_parts(config: dict) -> dict:
         "parts_ms": parts,
         "chain_gflops": chain_flops / parts["backup chain"] / 1e6,
         "backup_gflops": chain_flops / whole / 1e9,
-        "act_ms": 1e3 * float(np.median(latencies)),
+        "act_ms": acting_ms(model),
     }
 
 

@@ -39,9 +39,10 @@ def demonstration_source(task: str, n_demos: int) -> str:
 
     from sb3_expo.datasets.generate import generate
 
-    dataset_id = f"sb3-expo/{task.split('_')[1].split('-')[0].lower()}-tuning-{n_demos}x{DEMO_SEED}-v0"
+    maze = task.split("_")[1].split("-")[0].lower()  # PointMaze_UMaze-v3 -> umaze
+    dataset_id = f"sb3-expo/{maze}-tuning-{n_demos}x{DEMO_SEED}-v0"
     if dataset_id not in minari.list_local_datasets():
-        generate(f"pointmaze-{task.split('_')[1].split('-')[0].lower()}", n_demos, DEMO_SEED, dataset_id=dataset_id)
+        generate(f"pointmaze-{maze}", n_demos, DEMO_SEED, dataset_id=dataset_id)
     return f"minari:{dataset_id}"
 
 
