@@ -4,6 +4,7 @@
     python benchmarks/throughput.py --quick    # smaller sweep
     python benchmarks/throughput.py --only bases --repeat 3   # base-policy rows alone (DDPM 10 steps, flow 1, 2, 4, 10)
     python benchmarks/throughput.py --only precision --repeat 3   # fp32 vs mixed precision, eager and compiled, by part
+    python benchmarks/throughput.py --only acting --repeat 3   # acting latency alone, the same four variants (3 min)
     python benchmarks/throughput.py --threads 1    # torch threads (default: all cores); printed in the table
 
 AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
@@ -95,17 +96,31 @@ def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compi
     return model
 
 
-def acting_ms(model) -> float:
-    """Median latency of predict() on one observation (the best-of-(N + K) acting path), after a warm-up."""
+def acting_ms(model, weights_move: bool = False) -> float:
+    """Median latency of predict() on one observation (the best-of-(N + K) acting path), after a warm-up.
+
+    weights_move: bump the EMA weights' version counters before each call, as a training step does, so that each
+    call takes the path acting takes during training (the bf16 acting copy refreshed first).
+    """
     obs = np.zeros(OBS_DIM, np.float32)
-    for _ in range(5):
-        model.predict(obs)
+    first = next(model.policy.base_ema.parameters())
     latencies = []
-    for _ in range(50):
+    for i in range(55):
+        if weights_move:
+            with th.no_grad():
+                first.add_(0.0)
         t = time.perf_counter()
         model.predict(obs)
-        latencies.append(time.perf_counter() - t)
+        if i >= 5:  # warm-up (and, with torch_compile, compilation)
+            latencies.append(time.perf_counter() - t)
     return 1e3 * float(np.median(latencies))
+
+
+def measure_acting(config: dict) -> dict:
+    """Acting latency of one variant with fixed weights (evaluation, deployment) and with weights that move between
+    calls (training)."""
+    model = make_model(8, 10, config["bf16"], config["compile"])
+    return {**config, "fixed": acting_ms(model), "training": acting_ms(model, weights_move=True)}
 
 
 def measure(config: dict) -> dict:
@@ -223,7 +238,7 @@ def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
     for r in range(repeat):
         for i, (bf16, compiled) in enumerate(PRECISION_VARIANTS):
             config = {**base, "bf16": bf16, "compile": compiled, "reps": 2}
-            runs[i].append(run_in_subprocess(config, parts=True))
+            runs[i].append(run_in_subprocess(config, mode="parts"))
             print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {runs[i][-1]['ms_per_env_step']:.0f} ms/env step", flush=True)
     rates.append((matmul_peak(th.float32), matmul_peak(th.bfloat16)))
     peak16 = max(r[1] for r in rates)
@@ -271,26 +286,59 @@ def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
     return lines
 
 
-def run_in_subprocess(config: dict, parts: bool = False) -> dict:
-    flag = "--parts" if parts else "--one"
-    out = subprocess.run([sys.executable, __file__, flag, json.dumps(config)], capture_output=True, text=True, check=True)
+def acting_section(base: dict, out: Path, repeat: int) -> list[str]:
+    """Acting latency, fp32 and bf16, eager and compiled; `repeat` interleaved runs, medians and ranges, with the
+    matmul rates at the start and the end."""
+    rates = [(matmul_peak(th.float32), matmul_peak(th.bfloat16))]
+    runs: list[list[dict]] = [[] for _ in PRECISION_VARIANTS]
+    for r in range(repeat):
+        for i, (bf16, compiled) in enumerate(PRECISION_VARIANTS):
+            runs[i].append(run_in_subprocess({**base, "bf16": bf16, "compile": compiled}, mode="acting"))
+            print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {runs[i][-1]['fixed']:.2f} ms", flush=True)
+    rates.append((matmul_peak(th.float32), matmul_peak(th.bfloat16)))
+
+    def cell(rows: list[dict], key: str) -> str:
+        values = [row[key] for row in rows]
+        return f"{np.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+
+    lines = [
+        f"Acting latency (one observation, best of N + K = 8 + 8, T = 10, paper networks; {base['threads']} threads; "
+        f"matmul rate at start / end: fp32 {rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / "
+        f"{rates[1][1]:.0f} GFLOP/s; ms, median of 50 calls, median [range] of {repeat} interleaved runs):",
+        "",
+        "| variant | fixed weights (evaluation, deployment) | weights moving (training) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {variant_name(rows[0])} | {cell(rows, 'fixed')} | {cell(rows, 'training')} |" for rows in runs]
+    (out / "throughput_acting.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput_acting.json").write_text(json.dumps({"runs": runs, "rates": rates}, indent=1))
+    print("\n".join(lines))
+    return lines
+
+
+MEASURES = {"one": measure, "parts": measure_parts, "acting": measure_acting}
+
+
+def run_in_subprocess(config: dict, mode: str = "one") -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--measure", mode, json.dumps(config)], capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--parts", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # (mode, config as JSON): one measurement
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--only", choices=["bases", "precision"], help="run one section alone")
-    parser.add_argument("--repeat", type=int, default=1, help="--only bases|precision: interleaved measurements")
+    parser.add_argument("--only", choices=["bases", "precision", "acting"], help="run one section alone")
+    parser.add_argument("--repeat", type=int, default=1, help="--only bases|precision|acting: interleaved measurements")
     parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch threads (default: all cores)")
     args = parser.parse_args()
-    if args.one or args.parts:
-        config = json.loads(args.one or args.parts)
+    if args.measure:
+        mode, config = args.measure[0], json.loads(args.measure[1])
         th.set_num_threads(config.get("threads", th.get_num_threads()))
-        print(json.dumps(measure(config) if args.one else measure_parts(config)))
+        print(json.dumps(MEASURES[mode](config)))
         return
     th.set_num_threads(args.threads)
     print(f"{args.threads} threads", flush=True)
@@ -302,6 +350,9 @@ def main() -> None:
         return
     if args.only == "precision":
         precision_section(base, args.out, args.repeat)
+        return
+    if args.only == "acting":
+        acting_section(base, args.out, args.repeat)
         return
     peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
     rows = []
