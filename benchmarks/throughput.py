@@ -230,17 +230,23 @@ def measure_parts(config: dict) -> dict:
 PRECISION_VARIANTS = [(False, False), (True, False), (False, True), (True, True)]  # (bf16, torch_compile)
 
 
-def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
-    """Mixed precision against fp32 at UTD 20, eager and compiled, each part timed; `repeat` interleaved runs, medians,
-    the fp32 and bf16 matmul rates measured at the start and the end."""
+def precision_runs(config: dict, mode: str, repeat: int, key: str) -> tuple[list[list[dict]], list[tuple[float, float]]]:
+    """`repeat` interleaved rounds of the four precision variants, each measurement in its own process (printing
+    `key` of each), and the (fp32, bf16) matmul rates measured at the start and the end."""
     rates = [(matmul_peak(th.float32), matmul_peak(th.bfloat16))]
     runs: list[list[dict]] = [[] for _ in PRECISION_VARIANTS]
     for r in range(repeat):
         for i, (bf16, compiled) in enumerate(PRECISION_VARIANTS):
-            config = {**base, "bf16": bf16, "compile": compiled, "reps": 2}
-            runs[i].append(run_in_subprocess(config, mode="parts"))
-            print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {runs[i][-1]['ms_per_env_step']:.0f} ms/env step", flush=True)
+            runs[i].append(run_in_subprocess({**config, "bf16": bf16, "compile": compiled}, mode))
+            print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {key} {runs[i][-1][key]:.1f}", flush=True)
     rates.append((matmul_peak(th.float32), matmul_peak(th.bfloat16)))
+    return runs, rates
+
+
+def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
+    """Mixed precision against fp32 at UTD 20, eager and compiled, each part timed; `repeat` interleaved runs, medians,
+    the fp32 and bf16 matmul rates measured at the start and the end."""
+    runs, rates = precision_runs({**base, "reps": 2}, "parts", repeat, "ms_per_env_step")
     peak16 = max(r[1] for r in rates)
 
     def med(i: int, fn) -> float:
@@ -289,13 +295,7 @@ def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
 def acting_section(base: dict, out: Path, repeat: int) -> list[str]:
     """Acting latency, fp32 and bf16, eager and compiled; `repeat` interleaved runs, medians and ranges, with the
     matmul rates at the start and the end."""
-    rates = [(matmul_peak(th.float32), matmul_peak(th.bfloat16))]
-    runs: list[list[dict]] = [[] for _ in PRECISION_VARIANTS]
-    for r in range(repeat):
-        for i, (bf16, compiled) in enumerate(PRECISION_VARIANTS):
-            runs[i].append(run_in_subprocess({**base, "bf16": bf16, "compile": compiled}, mode="acting"))
-            print(f"  run {r + 1}: {variant_name(runs[i][-1])}: {runs[i][-1]['fixed']:.2f} ms", flush=True)
-    rates.append((matmul_peak(th.float32), matmul_peak(th.bfloat16)))
+    runs, rates = precision_runs(base, "acting", repeat, "fixed")
 
     def cell(rows: list[dict], key: str) -> str:
         values = [row[key] for row in rows]
