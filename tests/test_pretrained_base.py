@@ -154,9 +154,15 @@ class NoLoss(nn.Module):
         return noise[0]
 
 
+class IgnoresGenerator(MyDiffusionPolicy):
+    def draw_noise(self, rows, device, generator=None):
+        return th.randn(self.steps, rows, self.action_dim, device=device)  # the global RNG, whatever it is given
+
+
 @pytest.mark.parametrize(
     ("base", "message"),
     [
+        (IgnoresGenerator(3, 1, width=8), "gave different noise for two generators in the same state"),
         (Broken(fault="shape"), r"shape \(3, 2\) for 3 rows; expected \(3, 1\)"),
         (Broken(fault="range"), r"magnitude 3, outside \[-1, 1\]"),
         (Broken(fault="nan"), "non-finite actions"),

@@ -54,6 +54,31 @@ def test_deterministic_actions_spread_across_states_like_sampled_ones():
     assert np.std(fixed) > 0.7 * np.std(sampled) > 0  # as spread as stochastic samples, not one draw for all
 
 
+def test_deterministic_predict_treats_a_negative_zero_like_a_zero():
+    """A negated zero velocity (-0.0) is the same observation as 0.0: the same deterministic action."""
+    model = make("MountainCarContinuous-v0")
+    positive, negative = np.array([-0.5, 0.0], np.float32), np.array([-0.5, -0.0], np.float32)
+    np.testing.assert_array_equal(model.predict(positive, deterministic=True)[0], model.predict(negative, deterministic=True)[0])
+
+
+@pytest.mark.parametrize("base", ["flow", "ddim"])
+def test_bf16_acts_and_trains_with_a_built_in_base_on_another_network(base, pendulum_demos):
+    """precision='bf16' with a documented non-default network (GoRL's TimeMLP) samples from its bf16 copy too."""
+    from sb3_expo.common.generative import DiffusionPolicy, FlowPolicy
+    from sb3_expo.common.generative.networks import TimeMLP
+
+    cls = FlowPolicy if base == "flow" else DiffusionPolicy
+    policy = cls(3, 1, 4, net=TimeMLP(3, 1, width=16, n_layers=2, zero_final=False))
+    model = make(demonstrations=pendulum_demos, precision="bf16", policy_kwargs={**SMALL["policy_kwargs"], "base": policy})
+    model.learn(30)  # the backup's chain and acting both run the bf16 copy
+    obs = np.zeros((2, 3), np.float32)
+    assert model.predict(obs, deterministic=True)[0].shape == (2, 1)
+    reference = model.policy.base_ema.sample(th.zeros(2, 3), noise := model.policy.base_ema.draw_noise(2, "cpu"))
+    low = model.policy.base_ema.sample(th.zeros(2, 3), noise, model.policy.acting_net())
+    assert low.dtype == th.float32
+    th.testing.assert_close(low, reference, atol=0.05, rtol=0)
+
+
 def test_deterministic_mode_sampled_evaluates_the_papers_way(pendulum_demos):
     model = make(demonstrations=pendulum_demos, deterministic_mode="sampled")
     obs = np.zeros((4, 3), np.float32)

@@ -35,9 +35,15 @@ BASES = ("ddpm", "ddim", "flow")
 
 
 def observation_seeds(obs: PyTorchObs) -> list[int]:
-    """One 63-bit seed per observation row: a hash of its bytes (every key's, for Dict observations)."""
+    """One 63-bit seed per observation row: a hash of its values (every key's, for Dict observations).
+
+    Hashed as float32 with -0.0 written as +0.0: equal observations get equal seeds, whatever sign a zero carries.
+    """
     parts = [obs[k] for k in sorted(obs)] if isinstance(obs, dict) else [obs]
-    rows = [p.detach().to("cpu", th.float32).reshape(p.shape[0], -1).numpy() for p in parts]
+    rows = []
+    for part in parts:
+        values = part.detach().to("cpu", th.float32).reshape(part.shape[0], -1)
+        rows.append(th.where(values == 0, 0.0, values).numpy())
     seeds = []
     for i in range(rows[0].shape[0]):
         digest = hashlib.blake2b(b"".join(r[i].tobytes() for r in rows), digest_size=8).digest()

@@ -125,6 +125,14 @@ def check_generative_policy(policy: nn.Module, obs_dim: int, action_dim: int, ro
     finally:
         policy.train(was_training)
     check_samples(actions, len(obs), action_dim, f"the {role} {name}")
+    # EXPO's deterministic actions draw the base noise from a generator seeded by the observation
+    same = [policy.draw_noise(3, device, th.Generator(device).manual_seed(0)) for _ in range(2)]
+    if not th.equal(*same):
+        raise ValueError(
+            f"the {role} {name}'s draw_noise(rows, device, generator) gave different noise for two generators in the "
+            "same state: it must draw from `generator` (th.randn(..., generator=generator)), or deterministic actions "
+            "would not be a fixed function of the observation."
+        )
 
 
 def check_samples(actions: th.Tensor, rows: int, action_dim: int, who: str) -> None:

@@ -149,4 +149,14 @@ def step_function(net: nn.Module, obs: th.Tensor, times: th.Tensor):
         w_action, obs_proj, w_cond = net.split_input(obs.to(net.input.weight.dtype))
         cond_proj = net.time_embedding(times) @ w_cond.T  # [T, width]: depends on the step only
         return lambda i, x: net.forward_projected(obs_proj, w_action, cond_proj[i], x.to(obs_proj.dtype))
-    return lambda i, x: net(obs, x, times[i])
+    dtype = next(net.parameters(), obs).dtype
+    if dtype == obs.dtype:
+        return lambda i, x: net(obs, x, times[i])
+
+    def low_precision_step(i: int, x: th.Tensor) -> th.Tensor:
+        # Any other network with low-precision weights (e.g. GoRL's TimeMLP as an EXPO base): its inputs may meet
+        # float32 tensors inside it (time features, buffers), so it runs under autocast; the chain stays float32.
+        with th.autocast(obs.device.type, dtype=dtype):
+            return net(obs.to(dtype), x.to(dtype), times[i]).to(x.dtype)
+
+    return low_precision_step
