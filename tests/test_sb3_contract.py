@@ -299,3 +299,65 @@ def test_sac_still_takes_the_demo_buffer_with_n_step(pendulum_demos):
     )
     model.learn(40)
     assert model.replay_buffer.sample(8).discounts is not None
+
+
+# ----------------------------------------------------------------------------- crash-safe checkpoints
+def test_checkpoints_use_sb3s_names_and_the_last_step_is_saved(tmp_path, pendulum_demos):
+    from sb3_expo.common.callbacks import ResumableCheckpointCallback, latest_checkpoint
+
+    model = make(demonstrations=pendulum_demos)
+    model.learn(100, callback=ResumableCheckpointCallback(25, str(tmp_path), keep=2))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "rl_model_100_steps.zip",
+        "rl_model_75_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl",
+        "rl_model_replay_buffer_75_steps.pkl",
+    ]  # SB3 CheckpointCallback's names; the one due at the last step is written; the newest two kept
+    checkpoint = latest_checkpoint(tmp_path)
+    loaded = EXPO.load(checkpoint.model)
+    loaded.load_replay_buffer(checkpoint.replay_buffer)
+    assert checkpoint.num_timesteps == loaded.num_timesteps == loaded.replay_buffer.pos == 100
+
+
+def test_a_write_killed_halfway_leaves_the_previous_checkpoint_and_resuming_replaces_the_abandoned_ones(
+    tmp_path, pendulum_demos, monkeypatch
+):
+    from sb3_expo.common.callbacks import latest_checkpoint, save_checkpoint
+
+    model = make(demonstrations=pendulum_demos)
+    for _ in range(3):
+        model.learn(50, reset_num_timesteps=False)
+        save_checkpoint(model, tmp_path, keep=3)
+    assert latest_checkpoint(tmp_path).num_timesteps == 150
+
+    # a run resumed from the checkpoint at 50 into the same folder is killed while it writes its checkpoint at 100
+    resumed = EXPO.load(tmp_path / "rl_model_50_steps.zip", env=model.get_env())
+    resumed.load_replay_buffer(tmp_path / "rl_model_replay_buffer_50_steps.pkl")
+    resumed.learn(50, reset_num_timesteps=False)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # like a SIGKILL here: nothing after this line of the write runs
+
+    monkeypatch.setattr(resumed, "save_replay_buffer", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(resumed, tmp_path, keep=3)
+    assert latest_checkpoint(tmp_path).num_timesteps == 150  # complete checkpoints only; the half-written one is hidden
+    monkeypatch.undo()
+
+    save_checkpoint(resumed, tmp_path, keep=2)  # the write that succeeds replaces the abandoned run's 100 and 150
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "rl_model_100_steps.zip",
+        "rl_model_50_steps.zip",
+        "rl_model_replay_buffer_100_steps.pkl",
+        "rl_model_replay_buffer_50_steps.pkl",
+    ]  # no temporary files left, and the newest two of this run kept
+    latest = EXPO.load(latest_checkpoint(tmp_path).model)
+    th.testing.assert_close(latest.critic.state_dict(), resumed.critic.state_dict())
+
+
+def test_parallel_train_callback_is_refused_clearly(pendulum_demos):
+    from rl_zoo3.callbacks import ParallelTrainCallback
+
+    with pytest.raises(ValueError, match="does not support rl_zoo3's ParallelTrainCallback"):
+        make(demonstrations=pendulum_demos).learn(10, callback=[ParallelTrainCallback()])

@@ -445,7 +445,7 @@ def _crash_run(tmp_path, *args, env=None):
     )
 
 
-def test_a_killed_run_resumes_from_its_latest_complete_checkpoint(tmp_path):
+def test_a_killed_run_resumes_from_its_latest_complete_checkpoint_and_the_zoo_reads_its_checkpoints(tmp_path):
     from sb3_expo.common.callbacks import latest_checkpoint
 
     # 1. killed mid-run (SIGKILL: no chance to save anything on the way out)
@@ -454,43 +454,41 @@ def test_a_killed_run_resumes_from_its_latest_complete_checkpoint(tmp_path):
 
     def reached(steps):
         latest = latest_checkpoint(run1) if run1.exists() else None
-        return latest is not None and int(latest.name) >= steps
+        return latest is not None and latest.num_timesteps >= steps
 
     _wait_for(lambda: reached(150), first)
     first.kill()
     first.wait()
     checkpoint = latest_checkpoint(run1)
-    model = EXPO.load(checkpoint / "model.zip")
-    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    assert checkpoint.model.name == f"rl_model_{checkpoint.num_timesteps}_steps.zip"  # the zoo's names, SB3's for the rest
+    assert checkpoint.replay_buffer.name == f"rl_model_replay_buffer_{checkpoint.num_timesteps}_steps.pkl"
+    model = EXPO.load(checkpoint.model)
+    model.load_replay_buffer(checkpoint.replay_buffer)
     steps = model.num_timesteps
-    assert steps == int(checkpoint.name) and model.replay_buffer.pos == steps  # every online transition is there
+    assert steps == checkpoint.num_timesteps and model.replay_buffer.pos == steps  # every online transition is there
     assert model.replay_buffer.n_demos == 1000 and model._n_base_updates == steps - 50  # demonstrations, schedules
 
-    # 2. resumed, then killed while it writes a checkpoint: the previous complete one is still the latest
-    slow = {**ENV, "SB3_EXPO_CHECKPOINT_DELAY": "1.5"}
-    second = _crash_run(tmp_path, "-i", checkpoint / "model.zip", env=slow)
-    run2 = tmp_path / "logs/expo/Pendulum-v1_2"
-    _wait_for(
-        lambda: run2.exists() and latest_checkpoint(run2) is not None and any((run2 / "checkpoints").glob(".partial-*")),
-        second,
-    )
-    second.kill()
-    second.wait()
-    assert any((run2 / "checkpoints").glob(".partial-*"))  # killed in the middle of a write
-    checkpoint = latest_checkpoint(run2)
-    model = EXPO.load(checkpoint / "model.zip")
-    model.load_replay_buffer(checkpoint / "replay_buffer.pkl")
-    assert model.num_timesteps == int(checkpoint.name) > steps and model.replay_buffer.pos == model.num_timesteps
+    # 2. the zoo's own commands read the checkpoints
+    kept = sorted(int(p.name.split("_")[2]) for p in run1.glob("rl_model_*_steps.zip"))
+    assert len(kept) == 2 and kept[-1] == steps  # the newest two
+    enjoy = ["enjoy", "--algo", "expo", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 20, "--no-render"]
+    zoo(*enjoy, "--load-checkpoint", kept[0], cwd=tmp_path)
+    zoo(*enjoy, "--load-last-checkpoint", cwd=tmp_path)
+    record = [BIN / "python", "-m", "rl_zoo3.record_video", "--algo", "expo", "--env", "Pendulum-v1", "-f", "logs"]
+    run([*record, "--exp-id", 1, "-n", 20, "--load-checkpoint", kept[0]], tmp_path)  # what record_training runs per checkpoint
+    assert glob.glob(str(run1 / f"videos/checkpoint-{kept[0]}-*.mp4"))
 
-    # 3. resumed to the end: the run finishes at the total it was started with, nothing lost or counted twice
-    third = _crash_run(tmp_path, "-i", run2 / "checkpoints/latest/model.zip", "--save-replay-buffer")
+    # 3. resumed to the end from the checkpoint: the run finishes at the total it was started with, nothing lost or
+    # counted twice
+    third = _crash_run(tmp_path, "-i", checkpoint.model, "--save-replay-buffer")
     output = third.communicate(timeout=600)[0]
     assert third.returncode == 0, output[-3000:]
-    assert f"Resuming from a checkpoint at {model.num_timesteps} of 400 steps" in output
-    final = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_3/Pendulum-v1.zip")
-    final.load_replay_buffer(tmp_path / "logs/expo/Pendulum-v1_3/replay_buffer.pkl")
+    assert f"Resuming from a checkpoint at {steps} of 400 steps" in output
+    final = EXPO.load(tmp_path / "logs/expo/Pendulum-v1_2/Pendulum-v1.zip")
+    final.load_replay_buffer(tmp_path / "logs/expo/Pendulum-v1_2/replay_buffer.pkl")
     assert final.num_timesteps == 400 and final.replay_buffer.pos == 400 and final._n_base_updates == 350
     assert final.replay_buffer.n_demos == 1000
+    assert latest_checkpoint(tmp_path / "logs/expo/Pendulum-v1_2").num_timesteps == 400  # the one due at the last step
 
 
 def test_a_paper_entry_trains_on_its_task_and_logs_its_metric(tmp_path, monkeypatch):
@@ -565,10 +563,10 @@ def test_gorl_trains_enjoys_and_resumes_its_stage_from_a_checkpoint(tmp_path):
     zoo("enjoy", "--algo", "gorl", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 50, "--no-render", cwd=tmp_path)
 
     # a checkpoint from the middle of the run continues in its stage, on the run's own schedule, to the run's total
-    checkpoints = sorted((run1 / "checkpoints").glob("[0-9]*"), key=lambda p: int(p.name))
-    middle = GoRL.load(checkpoints[0] / "model.zip")
+    checkpoints = sorted(run1.glob("rl_model_*_steps.zip"), key=lambda p: int(p.name.split("_")[2]))
+    middle = GoRL.load(checkpoints[0])
     assert 0 < middle.num_timesteps < 1024 and middle.stage < 3
-    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 1, "-i", checkpoints[0] / "model.zip", cwd=tmp_path)
+    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 1, "-i", checkpoints[0], cwd=tmp_path)
     assert f"Resuming from a checkpoint at {middle.num_timesteps} of 1024 steps" in out.stdout
     resumed = GoRL.load(tmp_path / "logs/gorl/Pendulum-v1_2/Pendulum-v1.zip")
     assert resumed.stage == 3 and resumed.num_timesteps >= 1024 and resumed.stage_ends == middle.stage_ends

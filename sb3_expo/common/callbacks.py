@@ -1,121 +1,153 @@
 """Callbacks for long runs: checkpoints a run resumes from after a crash, and task metrics in evaluations.
 
-ResumableCheckpointCallback writes everything needed to continue (the model with its schedules, the online replay
-buffer, VecNormalize statistics) into a fresh folder and renames it into place, so a kill at any moment leaves
-either the previous complete checkpoint or the new complete one, never a half-written one. Layout (the zoo's, so
-`rl_zoo3 train ... -i <checkpoint>/model.zip` finds the buffer and the statistics next to the model):
+ResumableCheckpointCallback is SB3's CheckpointCallback, with the same files under the same names (those the zoo's
+`enjoy --load-checkpoint N`, `--load-last-checkpoint` and `record_training` read), written so that a kill at any
+moment leaves complete checkpoints only:
 
-    <save_path>/checkpoints/<num_timesteps>/model.zip, replay_buffer.pkl, <env_name>/vecnormalize.pkl, checkpoint.json
-    <save_path>/checkpoints/latest -> the newest complete checkpoint
+    <save_path>/rl_model_<N>_steps.zip                    the model, with its schedules and optimizers
+    <save_path>/rl_model_replay_buffer_<N>_steps.pkl      the replay buffer (off-policy algorithms)
+    <save_path>/rl_model_vecnormalize_<N>_steps.pkl       VecNormalize statistics (when the env has them)
+
+Every file is written under a hidden temporary name first; then the buffer and statistics are renamed into place and
+the model last, so a model file means its checkpoint is complete. The newest `keep` are kept.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import time
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
 
-CHECKPOINT_INFO = "checkpoint.json"
-# Seconds to pause in the middle of writing a checkpoint: lets the crash tests kill a run during a write.
-DELAY_VARIABLE = "SB3_EXPO_CHECKPOINT_DELAY"
+PREFIX = "rl_model"  # the zoo's name_prefix: its commands look for rl_model_<N>_steps.zip
+PARTS = {"replay_buffer": "pkl", "vecnormalize": "pkl"}  # SB3's checkpoint_type names, beside the model
+
+
+class Checkpoint(NamedTuple):
+    """The files of one complete checkpoint (replay_buffer and vecnormalize are None where the run has none)."""
+
+    num_timesteps: int
+    model: Path
+    replay_buffer: Path | None
+    vecnormalize: Path | None
 
 
 class ResumableCheckpointCallback(CheckpointCallback):
-    """Every `save_freq` calls, a complete checkpoint written atomically; the newest `keep` are kept.
+    """SB3's CheckpointCallback with the replay buffer and VecNormalize statistics, crash-safe; the newest `keep` kept.
 
-    :param env_name: folder name of the VecNormalize statistics inside a checkpoint (the zoo's layout)
+    A checkpoint due at step N is written once that step is complete (stored in the buffer and trained on): at the
+    start of the next rollout, or at the end of training. Resuming into the same folder from an older checkpoint
+    replaces the checkpoints that run had written past it.
     """
 
-    def __init__(self, save_freq: int, save_path: str, env_name: str = "", keep: int = 2, verbose: int = 0):
-        super().__init__(save_freq, save_path, verbose=verbose)
-        self.env_name, self.keep = env_name, keep
-        self.total_timesteps: int | None = None
-
-    def _on_training_start(self) -> None:
-        self.total_timesteps = int(self.locals.get("total_timesteps", 0)) or None  # the run's target, for resuming
+    def __init__(self, save_freq: int, save_path: str, name_prefix: str = PREFIX, keep: int = 2, verbose: int = 0):
+        super().__init__(save_freq, save_path, name_prefix, save_replay_buffer=True, save_vecnormalize=True, verbose=verbose)
+        self.keep = keep
+        self._due = False
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
-            self.__dict__["_due"] = True  # saved when the step is complete: stored in the buffer and trained on
+            self._due = True
         return True
 
     def _on_rollout_start(self) -> None:
-        if self.__dict__.pop("_due", False):
-            path = save_checkpoint(self.model, self.save_path, self.env_name, self.total_timesteps, self.keep)
+        self._save_if_due()
+
+    def _on_training_end(self) -> None:
+        self._save_if_due()
+
+    def _save_if_due(self) -> None:
+        if self._due:
+            self._due = False
+            path = save_checkpoint(self.model, self.save_path, self.name_prefix, self.keep)
             if self.verbose >= 1:
                 print(f"Saving checkpoint to {path}")
 
 
-def save_checkpoint(
-    model: BaseAlgorithm, save_path: str | Path, env_name: str = "", total_timesteps: int | None = None, keep: int = 2
-) -> Path:
-    """Write a checkpoint of `model` under save_path/checkpoints and point `latest` at it; returns its folder."""
-    root = Path(save_path) / "checkpoints"
+def save_checkpoint(model: BaseAlgorithm, save_path: str | Path, name_prefix: str = PREFIX, keep: int = 2) -> Path:
+    """Write a complete checkpoint of `model` into save_path (see the module docstring); returns the model's path."""
+    root = Path(save_path)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(".partial-*"):  # left by a run killed during a write
-        shutil.rmtree(stale, ignore_errors=True)
+    for leftover in root.glob(f".{name_prefix}_*.tmp"):  # from a run killed during a write
+        leftover.unlink(missing_ok=True)
     step = int(model.num_timesteps)
-    partial = root / f".partial-{step}-{os.getpid()}"
-    partial.mkdir()
-    model.save(partial / "model.zip")
-    delay = float(os.environ.get(DELAY_VARIABLE, "0") or 0)
-    if delay:
-        time.sleep(delay)
+    final = _paths(root, name_prefix, step)
+    written: dict[str, Path] = {}  # part -> its temporary file
+    model.save(written.setdefault("model", _temporary(final["model"])))
     if getattr(model, "replay_buffer", None) is not None:
-        model.save_replay_buffer(partial / "replay_buffer.pkl")  # type: ignore[attr-defined]
+        model.save_replay_buffer(written.setdefault("replay_buffer", _temporary(final["replay_buffer"])))  # type: ignore[attr-defined]
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
-        (partial / env_name).mkdir(parents=True, exist_ok=True)
-        vec_normalize.save(str(partial / env_name / "vecnormalize.pkl"))
-    info = {"num_timesteps": step, "total_timesteps": total_timesteps, "algo": type(model).__name__, "time": time.time()}
-    (partial / CHECKPOINT_INFO).write_text(json.dumps(info, indent=1))
-    _sync_tree(partial)
-    final = root / str(step)
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(partial, final)  # atomic: the folder appears complete or not at all
-    _point(root / "latest", final.name)
+        vec_normalize.save(str(written.setdefault("vecnormalize", _temporary(final["vecnormalize"]))))
+    for path in written.values():
+        _sync(path)
+    # Checkpoints at or past this step are from a run this one replaces (resumed from an older checkpoint): uncommit
+    # them first, model file first. Then the parts go into place, the model last: a model file is a complete checkpoint.
+    for checkpoint in _checkpoints(root, name_prefix, complete=False):
+        if checkpoint.num_timesteps >= step:
+            _remove(root, name_prefix, checkpoint.num_timesteps)
+    for part in [*PARTS, "model"]:
+        if part in written:
+            os.replace(written[part], final[part])
     _sync(root)
-    kept = sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-    for old in kept[: max(len(kept) - keep, 0)]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    for old in _checkpoints(root, name_prefix)[:-keep] if keep > 0 else []:
+        _remove(root, name_prefix, old.num_timesteps)
+    return final["model"]
 
 
-def latest_checkpoint(save_path: str | Path) -> Path | None:
-    """The newest complete checkpoint folder under save_path (or save_path/checkpoints), or None."""
-    root = Path(save_path)
-    root = root / "checkpoints" if (root / "checkpoints").is_dir() else root
-    latest = root / "latest"
-    if latest.exists() and (latest / CHECKPOINT_INFO).is_file():
-        return latest.resolve()
-    complete = [p for p in root.glob("[0-9]*") if (p / CHECKPOINT_INFO).is_file()]
-    return max(complete, key=lambda p: int(p.name)) if complete else None
+def latest_checkpoint(save_path: str | Path, name_prefix: str = PREFIX) -> Checkpoint | None:
+    """The newest complete checkpoint in save_path, or None."""
+    checkpoints = _checkpoints(Path(save_path), name_prefix)
+    return checkpoints[-1] if checkpoints else None
 
 
-def checkpoint_info(model_path: str | Path) -> dict[str, Any] | None:
-    """What a checkpoint records about its run, given the path of its model.zip (None if it is not a checkpoint)."""
-    info = Path(model_path).parent / CHECKPOINT_INFO
-    return json.loads(info.read_text()) if info.is_file() else None
+def checkpoint_of(model_path: str | Path) -> Checkpoint | None:
+    """The checkpoint whose model file this is (None if the name is not rl_model_<N>_steps.zip or it is missing)."""
+    path = Path(model_path)
+    match = re.fullmatch(r"(.+)_(\d+)_steps\.zip", path.name)
+    if match is None or not path.is_file():
+        return None
+    return _checkpoint(path.parent, match.group(1), int(match.group(2)))
 
 
-def _point(link: Path, target: str) -> None:
-    """Make `link` a symbolic link to `target`, replacing it atomically."""
-    fresh = link.with_name(f".{link.name}-{os.getpid()}")
-    if fresh.is_symlink() or fresh.exists():
-        fresh.unlink()
-    os.symlink(target, fresh)
-    os.replace(fresh, link)
+def _paths(root: Path, name_prefix: str, step: int) -> dict[str, Path]:
+    """SB3 CheckpointCallback's names: <prefix>_<N>_steps.zip and <prefix>_<part>_<N>_steps.pkl."""
+    paths = {part: root / f"{name_prefix}_{part}_{step}_steps.{ext}" for part, ext in PARTS.items()}
+    return {"model": root / f"{name_prefix}_{step}_steps.zip", **paths}
+
+
+def _checkpoint(root: Path, name_prefix: str, step: int) -> Checkpoint:
+    paths = _paths(root, name_prefix, step)
+    parts = {part: paths[part] if paths[part].is_file() else None for part in PARTS}
+    return Checkpoint(step, paths["model"], parts["replay_buffer"], parts["vecnormalize"])
+
+
+def _checkpoints(root: Path, name_prefix: str, complete: bool = True) -> list[Checkpoint]:
+    """The checkpoints in root, oldest first; complete=False also lists parts whose model was never written."""
+    pattern = re.compile(rf"{re.escape(name_prefix)}_(?:(?:{'|'.join(PARTS)})_)?(\d+)_steps\.(?:zip|pkl)")
+    steps = set()
+    for path in root.glob(f"{name_prefix}_*_steps.*") if root.is_dir() else []:
+        match = pattern.fullmatch(path.name)
+        if match and (not complete or path.suffix == ".zip"):
+            steps.add(int(match.group(1)))
+    return [_checkpoint(root, name_prefix, step) for step in sorted(steps)]
+
+
+def _remove(root: Path, name_prefix: str, step: int) -> None:
+    for path in _paths(root, name_prefix, step).values():
+        path.unlink(missing_ok=True)  # the model first: the checkpoint is incomplete from then on
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
 
 
 def _sync(path: Path) -> None:
+    """fsync a file or folder (best effort: some file systems refuse it for folders)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -128,23 +160,40 @@ def _sync(path: Path) -> None:
         os.close(fd)
 
 
-def _sync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        _sync(path)
-    _sync(folder)
+def refuse_parallel_training(model: BaseAlgorithm, callback: Any) -> None:
+    """rl_zoo3's ParallelTrainCallback reloads the model as SAC or TQC and trains that copy in a thread: for these
+    algorithms its thread would crash (or train the wrong algorithm) while the run goes on. Refuse it up front."""
+    pending = list(callback) if isinstance(callback, list) else [callback]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, CallbackList):
+            pending.extend(item.callbacks)
+        elif isinstance(item, BaseCallback) and type(item).__name__ == "ParallelTrainCallback":
+            name = type(model).__name__
+            raise ValueError(
+                f"{name} does not support rl_zoo3's ParallelTrainCallback: it reloads the model as SAC or TQC and "
+                f"trains that copy in a thread, which {name}'s update is not. Remove it (zoo: the entry's `callback`); "
+                f"{name} trains in the main loop, with its gradient_steps per env step."
+            )
 
 
 class InfoEvalCallback(EvalCallback):
     """EvalCallback that also logs the mean of per-episode task metrics found in the final info of each evaluation
     episode (eval/<key>), e.g. Adroit's "solved_fraction": the keys are `info_keywords`."""
 
-    info_keywords: tuple[str, ...] = ()
+    def __init__(self, *args: Any, info_keywords: tuple[str, ...] = (), **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.info_keywords = info_keywords
+
+    def _init_callback(self) -> None:
+        super()._init_callback()
+        self._info_values: list[dict[str, float]] = []  # one dict per finished evaluation episode
 
     def _log_success_callback(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
         super()._log_success_callback(locals_, globals_)
         if not locals_["done"] or not self.info_keywords:
             return
-        values = self.__dict__.setdefault("_info_values", [])  # one dict per finished evaluation episode
+        values = self._info_values
         values.append({k: float(locals_["info"][k]) for k in self.info_keywords if k in locals_["info"]})
         if len(values) < self.n_eval_episodes:
             return

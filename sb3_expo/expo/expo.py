@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from sb3_expo.common import compiled
+from sb3_expo.common.callbacks import refuse_parallel_training
 from sb3_expo.common.cpu import keep_freed_memory
 from sb3_expo.common.demo_learning import DemonstrationLearning
 from sb3_expo.common.ensemble import CriticEnsemble
@@ -558,6 +559,10 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
         )
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> Any:
+        refuse_parallel_training(self, callback)
+        return super()._init_callback(callback, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]

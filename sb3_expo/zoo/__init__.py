@@ -5,9 +5,10 @@ built, and its default config path points inside the rl_zoo3 package. The plain 
 from a start-up hook (see `_sb3_expo_zoo_hook.py`), which calls `register()` once one of ours is asked for;
 `expo-zoo` calls it directly. For EXPO, GoRL and RLPD runs, register() also changes three things in the zoo:
 
-- `--save-freq` writes resumable checkpoints (model, online replay buffer, VecNormalize statistics; atomically;
-  sb3_expo.common.callbacks), and `-i <run>/checkpoints/latest/model.zip` resumes the run where it stopped, up to the
-  total steps it was started with;
+- `--save-freq` writes crash-safe checkpoints in the zoo's layout (rl_model_<N>_steps.zip with the replay buffer and
+  VecNormalize statistics under SB3's names beside it; sb3_expo.common.callbacks), and `-i <run>/rl_model_<N>_steps.zip`
+  resumes the run where it stopped, with that checkpoint's buffer and statistics, up to the total steps it was
+  started with;
 - evaluations log the mean of the task metrics named in `monitor_kwargs: info_keywords` (e.g. eval/solved_fraction);
 - the default config is this package's hyperparams/<algo>.yml (./hyperparams/<algo>.yml wins; -conf always wins).
 """
@@ -80,6 +81,7 @@ def _patch(manager: type) -> None:
         init(*bound.args, **bound.kwargs)
 
     create_callbacks, learn, preprocess = manager.create_callbacks, manager.learn, manager._preprocess_hyperparams
+    load_pretrained, maybe_normalize = manager._load_pretrained_agent, manager._maybe_normalize
 
     def preprocess_for_ours(self: Any, hyperparams: dict[str, Any]) -> Any:
         """rl_zoo3 2.9 gives an entry's `env_kwargs` to the training env only: its evaluation env (EvalCallback,
@@ -96,18 +98,62 @@ def _patch(manager: type) -> None:
             _use_our_callbacks(self)
 
     def learn_for_ours(self: Any, model: Any) -> None:
-        if self.algo in CONFIGS:
-            from sb3_expo.common.callbacks import checkpoint_info
-
-            info = checkpoint_info(self.trained_agent) if self.continue_training else None
-            if info is not None and info.get("total_timesteps"):
-                return _resume(self, model, int(info["total_timesteps"]))
+        if _checkpoint(self) is not None and model._total_timesteps:
+            return _resume(self, model, int(model._total_timesteps))  # the target of the run that saved it
         return learn(self, model)
+
+    def load_pretrained_for_ours(self: Any, hyperparams: dict[str, Any], env: Any) -> Any:
+        """-i from a checkpoint: the zoo's loading, with the checkpoint's own replay buffer (the zoo would take the
+        run's final replay_buffer.pkl, or none)."""
+        checkpoint = _checkpoint(self)
+        if checkpoint is None:
+            return load_pretrained(self, hyperparams, env)
+        from rl_zoo3.utils import ALGOS
+
+        print("Loading pretrained agent")
+        kwargs = {k: v for k, v in hyperparams.items() if k not in ("policy", "policy_kwargs")}  # as the zoo does
+        model = ALGOS[self.algo].load(
+            self.trained_agent,
+            env=env,
+            seed=self.seed,
+            tensorboard_log=self.tensorboard_log,
+            verbose=self.verbose,
+            device=self.device,
+            **kwargs,
+        )
+        if checkpoint.replay_buffer is not None:
+            print("Loading replay buffer")
+            model.load_replay_buffer(checkpoint.replay_buffer, truncate_last_traj=self.truncate_last_trajectory)
+        return model
+
+    def maybe_normalize_for_ours(self: Any, env: Any, eval_env: bool) -> Any:
+        """-i from a checkpoint: its own VecNormalize statistics (the zoo would take the run's latest ones)."""
+        checkpoint = _checkpoint(self)
+        if checkpoint is None or checkpoint.vecnormalize is None:
+            return maybe_normalize(self, env, eval_env)
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        print("Loading saved VecNormalize stats")
+        env = VecNormalize.load(str(checkpoint.vecnormalize), env)
+        if eval_env:
+            env.training, env.norm_reward = False, False
+        return env
 
     manager.__init__ = __init__
     manager.create_callbacks = create_callbacks_for_ours
     manager.learn = learn_for_ours
     manager._preprocess_hyperparams = preprocess_for_ours
+    manager._load_pretrained_agent = load_pretrained_for_ours
+    manager._maybe_normalize = maybe_normalize_for_ours
+
+
+def _checkpoint(manager: Any) -> Any:
+    """The checkpoint that `-i` names, for our algorithms (None for a final model, or another algorithm)."""
+    if manager.algo not in CONFIGS or not manager.continue_training:
+        return None
+    from sb3_expo.common.callbacks import checkpoint_of
+
+    return checkpoint_of(manager.trained_agent)
 
 
 def _use_our_callbacks(manager: Any) -> None:
@@ -117,12 +163,13 @@ def _use_our_callbacks(manager: Any) -> None:
     from sb3_expo.common.callbacks import InfoEvalCallback, ResumableCheckpointCallback
 
     metrics = tuple(k for k in manager.monitor_kwargs.get("info_keywords", ()) if k != "is_success")
-    for callback in manager.callbacks:
+    for i, callback in enumerate(manager.callbacks):
         if type(callback) is CheckpointCallback:
-            callback.__class__ = ResumableCheckpointCallback
-            callback.env_name, callback.keep, callback.total_timesteps = str(manager.env_name), 2, None
+            manager.callbacks[i] = ResumableCheckpointCallback(
+                callback.save_freq, callback.save_path, callback.name_prefix, verbose=callback.verbose
+            )
         elif type(callback) is EvalCallback:
-            callback.__class__ = InfoEvalCallback
+            callback.__class__ = InfoEvalCallback  # the zoo's own, with every argument it chose; set up at training start
             callback.info_keywords = metrics
 
 
