@@ -1,16 +1,20 @@
 """GoRL: the latent policy on SB3's PPO, the frozen decoder and the stage schedule, against hand-checkable cases."""
 
+import csv
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_expo import GoRL
 from sb3_expo.gorl import GoRLPolicy
@@ -185,3 +189,144 @@ def test_gorl_learns_inverted_pendulum():
     assert model.stage == 3 and len(model.stage_history) == 3
     mean_return, _ = evaluate_policy(model, Monitor(gym.make("InvertedPendulum-v5")), n_eval_episodes=10, deterministic=True)
     assert mean_return > 100
+
+
+class RecordActions(gym.Wrapper):
+    """Remembers the actions the env itself receives."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.received = []
+
+    def step(self, action):
+        self.received.append(np.array(action))
+        return super().step(action)
+
+
+def test_get_env_acts_in_the_envs_own_action_units(recwarn):
+    """SB3's own loop, vec_env.step(model.predict(obs)), executes the predicted action, as for every SB3 algorithm."""
+    env = DummyVecEnv([lambda: RecordActions(gym.make("Pendulum-v1", max_episode_steps=50))])
+    model = GoRL("MlpPolicy", env, stage_fractions=(0.5, 0.5), handoff="last", seed=0, decoder_data_steps=64, **TINY)
+    model.learn(256)  # through a refit: the decoder is no longer the identity
+    assert model.stage == 1 and bool(model.policy.decoder.fitted)
+    vec_env = model.get_env()
+    assert vec_env is env and vec_env.action_space == gym.make("Pendulum-v1").action_space
+    obs = vec_env.reset()
+    for _ in range(5):
+        action, _ = model.predict(obs, deterministic=True)
+        obs, *_ = vec_env.step(action)
+        np.testing.assert_array_equal(env.envs[0].received[-1], action[0])  # executed as predicted, not decoded again
+    # evaluate_policy(model, model.get_env()) evaluates the policy predict() gives: the same returns as a fresh env's
+    fresh = DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)])
+    vec_env.seed(5)
+    fresh.seed(5)
+    ours = evaluate_policy(model, vec_env, n_eval_episodes=1, return_episode_rewards=True, warn=False)
+    assert ours == evaluate_policy(model, fresh, n_eval_episodes=1, return_episode_rewards=True, warn=False)
+    # the SB3 API around it still works: set_env with it, callbacks, continuing a run
+    model.set_env(model.get_env())
+    eval_callback = EvalCallback(Monitor(gym.make("Pendulum-v1", max_episode_steps=50)), eval_freq=64, n_eval_episodes=1)
+    model.learn(128, reset_num_timesteps=False, callback=eval_callback)
+    assert eval_callback.last_mean_reward < 0 and model.get_env() is env and model.num_timesteps >= 256 + 128
+    assert not [w for w in recwarn if "not of the same type" in str(w.message)]
+
+
+def test_the_same_seed_gives_the_same_run_through_a_stage_switch(tmp_path):
+    """The hand-off evaluations (which pick the policy that collects the decoder data) are seeded with the run."""
+
+    def run(name):
+        model = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(0.5, 0.5), stage_evals=2, eval_episodes=1, seed=7,
+                     decoder_data_steps=64, **TINY)  # fmt: skip
+        model.set_logger(configure(str(tmp_path / name), ["csv"]))
+        model.learn(320)
+        with open(tmp_path / name / "progress.csv") as f:
+            rows = list(csv.DictReader(f))
+        returns = [row["gorl/stage_eval_return"] for row in rows if row["gorl/stage_eval_return"]]
+        return model, returns
+
+    (first, first_returns), (second, second_returns) = run("a"), run("b")
+    assert first.stage == 1 and len(first_returns) == 3  # (the last update's are never dumped: SB3 logs before train)
+    assert first_returns == second_returns  # the same evaluations (they pick the policy whose rollouts fit the decoder)
+    assert first.stage_history == second.stage_history
+    for a, b in zip(first.policy.state_dict().values(), second.policy.state_dict().values()):
+        assert th.equal(a, b)
+
+
+def test_ppo_arguments_and_a_ppo_zoo_config_carry_over():
+    """Every PPO constructor argument is GoRL's too; a PPO entry of rl-zoo3's ppo.yml runs with its hyperparameters."""
+    import rl_zoo3
+    import yaml
+    from stable_baselines3.common.buffers import RolloutBuffer
+    from torch import nn
+
+    class TaggedBuffer(RolloutBuffer):
+        def __init__(self, *args, tag=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.tag = tag
+
+    with open(f"{rl_zoo3.__path__[0]}/hyperparams/ppo.yml") as f:
+        entry = dict(yaml.safe_load(f)["HalfCheetah-v4"])
+    for zoo_only in ("normalize", "n_envs", "n_timesteps", "policy"):
+        entry.pop(zoo_only)
+    entry["policy_kwargs"] = eval(entry["policy_kwargs"], {"nn": nn})  # as the zoo reads it
+    entry.update(n_steps=64, batch_size=32, n_epochs=2)  # tiny
+    ppo_only = dict(
+        clip_range_vf=0.2,
+        normalize_advantage=False,
+        target_kl=1e-12,  # stops every update within its first epoch
+        rollout_buffer_class=TaggedBuffer,
+        rollout_buffer_kwargs=dict(tag="mine"),
+        use_sde=False,
+        sde_sample_freq=-1,
+    )
+    model = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(0.5, 0.5), handoff="last", decoder_data_steps=64,
+                 decoder_fit_steps=50, seed=0, **entry, **ppo_only)  # fmt: skip
+    model.learn(256)
+    assert model.stage == 1
+    assert model.normalize_advantage is False and model.target_kl == 1e-12
+    assert model.clip_range_vf(1.0) == 0.2 and model.clip_range(1.0) == model.later_clip_range  # vf clip: every stage
+    assert isinstance(model.rollout_buffer, TaggedBuffer) and model.rollout_buffer.tag == "mine"
+    assert model._n_updates == 3  # 3 updates (2 in stage 0, 1 after the refit), each stopped in its first epoch
+    assert model.policy.mlp_extractor.policy_net[0].out_features == 256  # the entry's net_arch
+    with pytest.raises(ValueError, match="use_sde"):
+        GoRL("MlpPolicy", "Pendulum-v1", use_sde=True)
+
+
+class Float64Actions(gym.ActionWrapper):
+    def __init__(self, env):
+        super().__init__(env)
+        space = env.action_space
+        self.action_space = gym.spaces.Box(space.low.astype(np.float64), space.high.astype(np.float64), dtype=np.float64)
+
+    def action(self, action):
+        return action
+
+
+def test_predict_goes_through_sb3s_checks_and_action_dtype():
+    model = GoRL("MlpPolicy", Float64Actions(gym.make("Pendulum-v1")), seed=0, **TINY)
+    env = gym.make("Pendulum-v1")
+    obs, info = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.dtype == np.float64 and action.shape == (1,)  # as SB3's PPO on this action space
+    assert PPO("MlpPolicy", Float64Actions(gym.make("Pendulum-v1"))).predict(obs)[0].dtype == action.dtype
+    assert model.predict(obs[None], deterministic=True)[0].shape == (1, 1)
+    with pytest.raises(ValueError, match="You are probably mixing Gym API with SB3 VecEnv API"):
+        model.predict((obs, info))
+    with pytest.raises(ValueError, match="Unexpected observation shape"):
+        model.predict(np.zeros(5, np.float32))
+
+
+class DictObservations(gym.ObservationWrapper):
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Dict({"state": env.observation_space})
+
+    def observation(self, observation):
+        return {"state": observation}
+
+
+@pytest.mark.parametrize("policy", ["MlpPolicy", "MultiInputPolicy"])
+def test_dict_observations_are_refused_at_construction_saying_what_to_do(policy):
+    with pytest.raises(ValueError, match="FlattenObservation"):
+        GoRL(policy, DictObservations(gym.make("Pendulum-v1")), **TINY)
+    flat = gym.wrappers.FlattenObservation(DictObservations(gym.make("Pendulum-v1")))
+    GoRL("MlpPolicy", flat, stage_fractions=(1.0,), handoff="last", **TINY).learn(64)  # what the message says works

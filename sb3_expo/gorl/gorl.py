@@ -4,7 +4,8 @@ generative decoder that is refitted, from the policy's own rollouts, between sta
 SB3's PPO does the reinforcement learning unchanged (rollout buffer, GAE, clipping, logging, callbacks); this class
 adds the stage schedule (docs/gorl-reference.md section 3): the env is driven through the decoder (PPO's actions are
 latents), and at each stage boundary the stage's best latent policy collects data, a new decoder is fitted on it
-from scratch, and the latent policy restarts.
+from scratch, and the latent policy restarts. The latent layer stays inside: predict() and get_env() are in the env's
+own action units, as for every SB3 algorithm.
 """
 
 from __future__ import annotations
@@ -18,16 +19,23 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import ConstantSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_normalize
 
+from sb3_expo.common.callbacks import refuse_parallel_training
 from sb3_expo.gorl.policies import GoRLPolicy, MlpPolicy
 
 SelfGoRL = TypeVar("SelfGoRL", bound="GoRL")
 LATENT_BOUND = 1e4
+DICT_OBSERVATIONS = (
+    "GoRL takes Box observations (its latent policy's running normaliser and its decoder read one flat vector): "
+    "flatten dict observations first, e.g. gymnasium.wrappers.FlattenObservation(env), and use 'MlpPolicy'."
+)
 
 
 def _env_like(venv: VecEnv | None) -> gym.Env | None:
@@ -83,7 +91,8 @@ class LatentActionEnv(VecEnvWrapper):
             u = policy.decoder(obs, z)
             env_actions = policy.env_actions(u)
         self.last_pre_tanh = u.cpu().numpy()
-        self.venv.step_async(env_actions.cpu().numpy().reshape((-1, *self.env_action_space.shape)))
+        env_actions = env_actions.cpu().numpy().reshape((-1, *self.env_action_space.shape))
+        self.venv.step_async(env_actions.astype(self.env_action_space.dtype, copy=False))
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
@@ -100,6 +109,11 @@ class GoRL(PPO):
     scratch to map fresh N(0, I) noise to those pre-tanh actions, and the next stage starts a new latent policy.
     Stage 0 decodes with the identity, so it is Gaussian PPO in pre-tanh space.
 
+    It is used as PPO: predict() returns env actions (the decoded latent), get_env() is the env in its own action
+    units, and every PPO argument is accepted (model.env, what PPO's rollouts step, is that env behind the latent-action
+    layer, LatentActionEnv). Not supported: use_sde (the latent's sigma is a network output, GoRL's head) and dict
+    observations (flatten them first).
+
     Where the values come from (official code, docs/gorl-reference.md): v1 = the repository's first release (the
     paper's figure), v2 = its later release, ours = chosen here, usually because the official value needs 2048 MJX
     environments.
@@ -107,7 +121,15 @@ class GoRL(PPO):
     :param decoder: "flow" (rectified flow; v1 and v2 "gorl_fm") or "ddim" (v2 "gorl_diffusion" form)
     :param decoder_steps: sampler steps (10, v1/v2); decoder_width, decoder_layers: the MLP (64 x 4, v1 pipeline)
     :param stage_fractions: the stages' shares of the budget (1/3, 1/3, 1/6, 1/6: v1 and v2's 60M/60M/30M/30M)
-    :param clip_range, later_clip_range: PPO clip in stage 0 and later stages (0.15, 0.3: v1; v2 diffusion keeps 0.15)
+    :param clip_range, later_clip_range: PPO clip in stage 0 and later stages (0.15, 0.3: v1; v2 diffusion keeps 0.15);
+        a clip_range schedule applies to stage 0 only
+    :param clip_range_vf: PPO's value clipping (None: off, as officially and in SB3); the same in every stage: it bounds
+        each update's value change around that rollout's own values, which a stage switch does not change. It is in
+        the units of the scaled rewards (reward_scale), as GoRL's value net is
+    :param normalize_advantage, target_kl, rollout_buffer_class, rollout_buffer_kwargs: PPO's, the same in every stage
+        (the official code normalises advantages per minibatch, as PPO's default, and has no target_kl)
+    :param use_sde: refused when True (the latent's sigma is an output of GoRL's head, not gSDE's); sde_sample_freq
+        is accepted and unused
     :param max_grad_norm, later_max_grad_norm: gradient-norm clip (0.5, 1.0: v1; v2 uses 0.5 throughout)
     :param latent_penalty, later_latent_penalty: lambda_z of the L2 term mean(mu^2) + mean(sigma^2) (5e-4, 1e-3: v1, v2)
     :param latent_reset: "fresh" (v1, v2 flow: a new latent policy, value net and observation statistics every stage,
@@ -115,7 +137,9 @@ class GoRL(PPO):
     :param latent_init: "default" (v1) or "gaussian" (v2 option: z ~ N(0, I) exactly at each stage's start)
     :param handoff: "best" (v1, v2: the stage's best policy by deterministic evaluation collects the decoder data) or
         "last"; stage_evals evaluations of eval_episodes episodes per stage (ours: 5 x 5; v1: 10 x 128 envs)
-    :param eval_env: the env those evaluations use (default: a new one made from the training env's id)
+    :param eval_env: the env those evaluations use (default: a new one made from the training env's id); with a seed,
+        each evaluation resets it with that seed, so a stage's policies are compared on the same episodes and a seeded
+        run repeats exactly
     :param decoder_data_steps: env steps collected for each refit: a fraction of the budget (float) or a count (int)
         (ours 0.025; v2 collects 4096 episodes, 2.3% of its 180M budget; v1 19.7M steps, 11%)
     :param count_collection_steps: count those steps in num_timesteps (ours, default) or not (the official accounting,
@@ -148,12 +172,19 @@ class GoRL(PPO):
         n_epochs: int = 16,
         gamma: float = 0.995,
         gae_lambda: float = 0.95,
-        clip_range: float = 0.15,
+        clip_range: float | Schedule = 0.15,
         later_clip_range: float = 0.3,
+        clip_range_vf: float | Schedule | None = None,
+        normalize_advantage: bool = True,
         ent_coef: float = 0.01,
         vf_coef: float = 0.25,
         max_grad_norm: float = 0.5,
         later_max_grad_norm: float = 1.0,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        target_kl: float | None = None,
         latent_penalty: float = 5e-4,
         later_latent_penalty: float = 1e-3,
         latent_reset: str = "fresh",
@@ -184,8 +215,18 @@ class GoRL(PPO):
             raise ValueError(f"handoff={handoff!r}: use 'best' or 'last'.")
         if not stage_fractions or any(f <= 0 for f in stage_fractions):
             raise ValueError(f"stage_fractions={stage_fractions}: give one positive share of the budget per stage.")
-        if latent_penalty and not ent_coef:
-            raise ValueError("GoRL's latent penalty rides on PPO's entropy term: give ent_coef > 0 (GoRL uses 0.01).")
+        if (latent_penalty or later_latent_penalty) and not ent_coef:
+            raise ValueError(
+                "GoRL's latent penalty rides on PPO's entropy term: give ent_coef > 0 (GoRL uses 0.01), or turn the "
+                "penalty off (latent_penalty=0, later_latent_penalty=0)."
+            )
+        if use_sde:
+            raise ValueError(
+                "GoRL does not support use_sde: its latent policy's standard deviation is an output of its network "
+                "(GoRL's head), not gSDE's. Leave use_sde (and sde_sample_freq) out of a PPO config."
+            )
+        if policy == "MultiInputPolicy":
+            raise ValueError(DICT_OBSERVATIONS)
         self.reward_scale = reward_scale
         policy_kwargs = {**(policy_kwargs or {}), "decoder": decoder, "decoder_steps": decoder_steps}
         policy_kwargs.update(decoder_width=decoder_width, decoder_layers=decoder_layers, latent_init=latent_init)
@@ -219,9 +260,16 @@ class GoRL(PPO):
             gamma=gamma,
             gae_lambda=gae_lambda,
             clip_range=clip_range,
+            clip_range_vf=clip_range_vf,
+            normalize_advantage=normalize_advantage,
             ent_coef=ent_coef,
             vf_coef=vf_coef,
             max_grad_norm=max_grad_norm,
+            use_sde=use_sde,
+            sde_sample_freq=sde_sample_freq,
+            rollout_buffer_class=rollout_buffer_class,
+            rollout_buffer_kwargs=rollout_buffer_kwargs,
+            target_kl=target_kl,
             stats_window_size=stats_window_size,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
@@ -242,6 +290,8 @@ class GoRL(PPO):
         if isinstance(env, LatentActionEnv):
             return env
         venv = PPO._wrap_env(env, verbose, monitor_wrapper)
+        if isinstance(venv.observation_space, spaces.Dict):
+            raise ValueError(DICT_OBSERVATIONS)
         if unwrap_vec_normalize(venv) is not None:
             warnings.warn(
                 "GoRL normalises observations itself (its policy's running statistics, the decoder's fixed ones); "
@@ -249,6 +299,11 @@ class GoRL(PPO):
                 stacklevel=3,
             )
         return LatentActionEnv(venv)
+
+    def get_env(self) -> VecEnv | None:
+        """The env in its own action units, as for every SB3 algorithm (predict()'s actions go straight in); PPO's
+        rollouts step self.env, the same env behind the latent-action layer."""
+        return self.env.venv if isinstance(self.env, LatentActionEnv) else self.env
 
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
@@ -263,10 +318,6 @@ class GoRL(PPO):
         self.policy.ent_coef = float(self.ent_coef)
         self.policy.latent_penalty = self.latent_penalty if self.stage == 0 else self.later_latent_penalty
         self._connect_env()
-
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
-        """Env actions: the latent policy's z (its mean when deterministic) decoded, tanh'd and rescaled."""
-        return self.policy.predict(observation, state, episode_start, deterministic)
 
     # ------------------------------------------------------------------ the stage schedule
     def _setup_learn(
@@ -329,6 +380,8 @@ class GoRL(PPO):
         env = self._evaluation_env()
         if env is None:
             return
+        if self.seed is not None:
+            env.seed(self.seed)  # the same episodes for each of the stage's policies, and for a rerun with this seed
         mean_return, _ = evaluate_policy(self, env, n_eval_episodes=self.eval_episodes, deterministic=True, warn=False)
         self.logger.record("gorl/stage_eval_return", mean_return)
         if mean_return > float(self.policy.best_return):
@@ -451,9 +504,11 @@ class GoRL(PPO):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfGoRL:
-        with warnings.catch_warnings():  # an EvalCallback's env takes env actions (predict decodes): by design
-            warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
-            return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+        return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        refuse_parallel_training(self, callback)
+        return super()._init_callback(callback, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "eval_env", "_eval_points"]

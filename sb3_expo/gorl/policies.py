@@ -273,14 +273,25 @@ class GoRLPolicy(ActorCriticPolicy):
         """Env actions for raw observations and latents."""
         return self.env_actions(self.decoder(obs.float(), z))
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = False):
-        """Env actions (decoded), for evaluation and deployment; PPO's rollouts use forward() (latents)."""
-        self.set_training_mode(False)
-        obs, vectorized = self.obs_to_tensor(observation)
-        with th.no_grad():
-            z = self.get_distribution(obs).get_actions(deterministic=deterministic)
-            actions = self.decode(obs.flatten(1), z).cpu().numpy().reshape((-1, *self.env_action_space.shape))
-        return (actions if vectorized else actions.squeeze(0)), state
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        """Env actions: the latent (its mean when deterministic) decoded, tanh'd and rescaled to the env's bounds."""
+        z = self.get_distribution(observation).get_actions(deterministic=deterministic)
+        return self.decode(observation.flatten(1), z)  # type: ignore[union-attr]
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """Env actions (decoded), for evaluation and deployment, through SB3's BasePolicy.predict (its input checks,
+        and the env's action shape, bounds and dtype); PPO's rollouts use forward() (latents)."""
+        latent_space, self.action_space = self.action_space, self.env_action_space
+        try:
+            return super().predict(observation, state, episode_start, deterministic)
+        finally:
+            self.action_space = latent_space
 
 
 MlpPolicy = GoRLPolicy
