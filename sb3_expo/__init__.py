@@ -1,6 +1,6 @@
 """sb3-expo: EXPO (Expressive Policy Optimization), GoRL and RLPD for stable-baselines3."""
 
-from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.buffers import DemoReplayBuffer, DictDemoReplayBuffer, NStepDemoReplayBuffer
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.expo import EXPO, ExpoPolicy, MlpPolicy, MultiInputPolicy
 from sb3_expo.gorl import GoRL, GoRLPolicy
@@ -18,6 +18,7 @@ __all__ = [
     "GoRLPolicy",
     "MlpPolicy",
     "MultiInputPolicy",
+    "NStepDemoReplayBuffer",
     "RLPDPolicy",
     "Transitions",
     "__version__",

@@ -5,10 +5,13 @@ import torch as th
 from gymnasium import spaces
 from sb3_contrib import TQC, CrossQ
 from stable_baselines3 import SAC, TD3
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_expo import DemoReplayBuffer, DictDemoReplayBuffer, Transitions
+from sb3_expo import EXPO, RLPD, DemoReplayBuffer, DictDemoReplayBuffer, Transitions
+
+from .conftest import SMALL
 
 
 def _demos(n=40, obs_dim=3, reward=1.0):
@@ -160,3 +163,40 @@ def test_one_draw_of_g_minibatches_gives_each_the_exact_demo_share():
     assert batch.rewards.shape == (160, 1)
     per_minibatch = batch.rewards.view(5, 32).sum(1)
     assert per_minibatch.tolist() == [16.0] * 5
+
+
+def test_with_n_steps_the_buffer_is_an_sb3_n_step_buffer():
+    obs_space, act_space = spaces.Box(-np.inf, np.inf, (3,), np.float32), spaces.Box(-2, 2, (1,), np.float32)
+    n_step = DemoReplayBuffer(10, obs_space, act_space, demonstrations=_demos(), n_steps=3, gamma=0.9)
+    assert isinstance(n_step, NStepReplayBuffer) and isinstance(n_step, DemoReplayBuffer)
+    assert (n_step.n_steps, n_step.gamma) == (3, 0.9) and n_step.sample_demonstrations(4).discounts is not None
+    assert not isinstance(DemoReplayBuffer(10, obs_space, act_space), NStepReplayBuffer)
+
+
+RLPD_SMALL = dict(buffer_size=1000, batch_size=32, gradient_steps=2, learning_starts=20, policy_kwargs=dict(net_arch=[32]))
+ALGO_SMALL = {EXPO: {**SMALL, "buffer_size": 1000}, RLPD: RLPD_SMALL}
+
+
+@pytest.mark.parametrize("algo", [EXPO, RLPD])
+def test_n_step_buffer_saves_exactly_and_no_target_crosses_a_restart(algo, tmp_path, pendulum_demos):
+    """SB3's save/load round trip is exact; the restart is marked when learn() resumes, not when the buffer loads."""
+    model = algo("MlpPolicy", "Pendulum-v1", demonstrations=pendulum_demos, n_steps=3, seed=0, **ALGO_SMALL[algo])
+    assert isinstance(model.replay_buffer, NStepReplayBuffer) and model.replay_buffer.n_steps == 3
+    model.learn(30)  # Pendulum's episodes last 200 steps: the buffer ends in the middle of one
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    resumed = algo("MlpPolicy", "Pendulum-v1", demonstrations=pendulum_demos, n_steps=3, seed=1, **ALGO_SMALL[algo])
+    resumed.load_replay_buffer(tmp_path / "buffer.pkl")
+    saved, loaded = model.replay_buffer, resumed.replay_buffer
+    assert type(loaded) is type(saved) and (loaded.pos, loaded.full) == (saved.pos, saved.full) == (30, False)
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts", "demo_observations"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(saved, name), err_msg=name)
+
+    resumed.learn(10, reset_num_timesteps=False)  # the env restarts: step 30 begins a new episode
+    model.learn(10)  # a second learn() restarts the env as well
+    for buffer in (resumed.replay_buffer, model.replay_buffer):
+        assert buffer.pos == 40
+        batch = buffer._get_samples(np.array([28]))  # 3-step target from step 28: steps 28 and 29, no further
+        np.testing.assert_allclose(batch.next_observations[0].numpy(), buffer.next_observations[29, 0])
+        assert batch.discounts.item() == pytest.approx(0.99**2) and batch.dones.item() == 0.0
+        expected = buffer.rewards[28, 0] + 0.99 * buffer.rewards[29, 0]
+        assert batch.rewards.item() == pytest.approx(expected, rel=1e-5)

@@ -5,7 +5,8 @@ each part drawn uniformly with replacement (RLPD's symmetric sampling; reference
 demonstrations are kept beside the online data, never inserted into it, and are pickled with the buffer, so
 ``save_replay_buffer`` / ``load_replay_buffer`` keep them. Works as ``replay_buffer_class`` for any SB3
 off-policy algorithm (SAC, TD3, TQC, CrossQ, EXPO). ``n_steps > 1`` gives n-step returns as SB3's
-NStepReplayBuffer does, for the online part and the demonstrations alike (flat observations only).
+NStepReplayBuffer does, for the online part and the demonstrations alike (flat observations only); the buffer is
+then an NStepReplayBuffer (``DemoReplayBuffer(..., n_steps=3)`` builds an NStepDemoReplayBuffer).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_expo.common.transitions import Transitions
+from sb3_expo.common.transitions import Transitions, take
+
+ONLINE_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")  # SB3's, a row per step
 
 
 class _DemoMixin:
@@ -117,18 +120,18 @@ class _DemoMixin:
             rewards = self._normalize_reward(self.demo_reward_seq[idx], env)  # type: ignore[attr-defined]
             powers = self.gamma ** np.arange(self.n_steps, dtype=np.float32)
             data = (
-                self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
+                self._normalize_obs(take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
                 self.demo_actions[idx],
-                self._normalize_obs(_take(self.demo_next_observations, last), env),  # type: ignore[attr-defined]
+                self._normalize_obs(take(self.demo_next_observations, last), env),  # type: ignore[attr-defined]
                 self.demo_dones[last],
                 (rewards * powers).sum(axis=1, keepdims=True).astype(np.float32),
                 self.demo_discounts[idx],
             )
         else:
             data = (
-                self._normalize_obs(_take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
+                self._normalize_obs(take(self.demo_observations, idx), env),  # type: ignore[attr-defined]
                 self.demo_actions[idx],
-                self._normalize_obs(_take(self.demo_next_observations, idx), env),  # type: ignore[attr-defined]
+                self._normalize_obs(take(self.demo_next_observations, idx), env),  # type: ignore[attr-defined]
                 self.demo_dones[idx],
                 self._normalize_reward(self.demo_rewards[idx], env),  # type: ignore[attr-defined]
             )
@@ -164,14 +167,53 @@ class _DemoMixin:
             return {k: self.to_torch(v) for k, v in x.items()}  # type: ignore[attr-defined]
         return self.to_torch(x)  # type: ignore[attr-defined]
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with the filled rows only (save_replay_buffer, checkpoints): a buffer of a million rows early in a
+        run writes what it holds, not its whole allocation. Unpickling restores the full-size arrays."""
+        state = self.__dict__.copy()
+        if not getattr(self, "full", True):
+            for name in ONLINE_ARRAYS:
+                if state.get(name) is not None:
+                    state[name] = take(state[name], slice(0, self.pos))  # type: ignore[attr-defined]
+            state["_pickled_rows"] = self.pos  # type: ignore[attr-defined]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rows = state.pop("_pickled_rows", None)
+        self.__dict__.update(state)
+        if rows is not None:
+            for name in ONLINE_ARRAYS:
+                if state.get(name) is not None:
+                    setattr(self, name, _full_size(state[name], self.buffer_size))  # type: ignore[attr-defined]
+
 
 class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
     """ReplayBuffer whose every sample mixes in demonstrations by ``demo_ratio`` (0.5 when demonstrations are given).
 
-    ``n_steps`` > 1: n-step returns (SB3's NStepReplayBuffer targets) for online samples and demonstrations.
+    ``n_steps`` > 1: n-step returns (SB3's NStepReplayBuffer targets) for online samples and demonstrations; the
+    buffer built is then an NStepDemoReplayBuffer, an SB3 NStepReplayBuffer.
+
+    :param buffer_size: Max number of online transitions
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param device: PyTorch device
+    :param n_envs: Number of parallel environments
+    :param optimize_memory_usage: SB3's memory-efficient variant (not with n_steps > 1)
+    :param handle_timeout_termination: Handle timeouts (truncations) separately from terminations, as SB3
+    :param demonstrations: the demonstrations mixed into every batch (None: a plain online buffer)
+    :param demo_ratio: fraction of each batch from demonstrations (0.5 when demonstrations are given)
+    :param n_steps: steps of the n-step returns (keyword only, as in SB3's NStepReplayBuffer)
+    :param gamma: discount of the n-step returns
     """
 
     _samples_type = ReplayBufferSamples
+
+    def __new__(cls, *args: Any, n_steps: int = 1, **kwargs: Any) -> DemoReplayBuffer:
+        # n-step returns: an NStepReplayBuffer, which SB3 users check for (a subclass of ours samples n-step returns
+        # either way, and derives from NStepDemoReplayBuffer to be one too)
+        if n_steps > 1 and cls is DemoReplayBuffer:
+            cls = NStepDemoReplayBuffer
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -184,21 +226,27 @@ class DemoReplayBuffer(_DemoMixin, ReplayBuffer):
         handle_timeout_termination: bool = True,
         demonstrations: Transitions | None = None,
         demo_ratio: float | None = None,
+        *,
         n_steps: int = 1,
         gamma: float = 0.99,
     ):
+        if n_steps > 1 and optimize_memory_usage:
+            raise ValueError("n-step returns do not support optimize_memory_usage=True (as SB3's NStepReplayBuffer).")
         super().__init__(
             buffer_size, observation_space, action_space, device, n_envs, optimize_memory_usage, handle_timeout_termination
         )
-        if n_steps > 1 and optimize_memory_usage:
-            raise ValueError("n-step returns do not support optimize_memory_usage=True (as SB3's NStepReplayBuffer).")
         self.n_steps, self.gamma = int(n_steps), float(gamma)
         self._set_demonstrations(demonstrations, demo_ratio)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
-        if self.n_steps > 1:
+        if self.n_steps > 1:  # also a DemoReplayBuffer pickled with n_steps > 1 before it became an NStepReplayBuffer
             return NStepReplayBuffer._get_samples(self, batch_inds, env)  # type: ignore[arg-type]
-        return super()._get_samples(batch_inds, env)
+        return ReplayBuffer._get_samples(self, batch_inds, env)
+
+
+class NStepDemoReplayBuffer(DemoReplayBuffer, NStepReplayBuffer):
+    """DemoReplayBuffer with n-step returns (``n_steps`` > 1): an SB3 NStepReplayBuffer whose every sample also mixes
+    in demonstrations, with the same n-step targets for them. ``DemoReplayBuffer(..., n_steps=n)`` builds one."""
 
 
 class DictDemoReplayBuffer(_DemoMixin, DictReplayBuffer):
@@ -237,8 +285,13 @@ def _as_float(obs: np.ndarray | dict[str, np.ndarray], space: spaces.Space) -> n
     return np.asarray(obs, dtype=space.dtype).reshape(len(obs), *space.shape)
 
 
-def _take(x: np.ndarray | dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
-    return {k: v[idx] for k, v in x.items()} if isinstance(x, dict) else x[idx]
+def _full_size(x: np.ndarray | dict[str, np.ndarray], rows: int) -> np.ndarray | dict[str, np.ndarray]:
+    """The first rows of a buffer array (or of each key's), zero-padded back to the buffer's size."""
+    if isinstance(x, dict):
+        return {k: _full_size(v, rows) for k, v in x.items()}  # type: ignore[misc]
+    full = np.zeros((rows, *x.shape[1:]), dtype=x.dtype)
+    full[: len(x)] = x
+    return full
 
 
 def _interleave(parts: list[Any], n_minibatches: int) -> Any:

@@ -3,7 +3,8 @@
 `DemonstrationLearning` goes before SB3's algorithm class in the bases: it builds the DemoReplayBuffer with the
 demonstrations (resolved from a source string, transformed by the env's task wrappers), refuses a buffer class that
 would drop them, seeds VecNormalize statistics from them, lets a model load without them (it acts; learn() asks for
-them back) and keeps them out of the saved zip unless they are a source string.
+them back) and keeps them out of the saved zip unless they are a source string. With n-step returns, learn() ends
+the episode of the last stored transition (as a truncation) whenever the env restarts, so no target runs across.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import MaybeCallback
 
 from sb3_expo.common.buffers import DEMO_BUFFERS, DemoReplayBuffer, DictDemoReplayBuffer
+from sb3_expo.common.callbacks import refuse_parallel_training
 from sb3_expo.common.transitions import Transitions
 from sb3_expo.datasets import load_demonstrations
 
@@ -26,11 +30,13 @@ class DemonstrationLearning:
     demo_ratio: float
     _strict_demonstrations: bool  # at construction a missing source is an error; load() only warns
     _demos_missing: bool
+    _truncate_last_traj: bool  # load_replay_buffer: the buffer's last episode does not go on in the env
 
     def _init_demonstrations(self, demonstrations: Transitions | str | None, demo_ratio: float | None, strict: bool) -> None:
         self.demonstrations = demonstrations
         self.demo_ratio = (0.5 if demonstrations is not None else 0.0) if demo_ratio is None else float(demo_ratio)
         self._strict_demonstrations = strict
+        self._truncate_last_traj = False
 
     def _check_demonstration_arguments(self) -> None:
         name = type(self).__name__
@@ -98,27 +104,48 @@ class DemonstrationLearning:
             warnings.warn(f"loaded without its demonstrations, which act no part in acting: {error}", stacklevel=4)
             return None
 
-    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
         if self._demos_missing:
             name = type(self).__name__
             raise ValueError(
                 f"this model trains with demo_ratio={self.demo_ratio} but was loaded without its demonstrations: "
                 f"pass them again ({name}.load(path, env, demonstrations=...)) or call model.load_replay_buffer(path)."
             )
-        return super()._setup_learn(*args, **kwargs)  # type: ignore[misc]
+        # the next transition starts a new episode: SB3 resets the env (a new run, or none is under way), or the
+        # buffer was loaded from elsewhere
+        if reset_num_timesteps or self._last_obs is None or self._truncate_last_traj:  # type: ignore[attr-defined]
+            self._truncate_last_transition()
+        self._truncate_last_traj = False
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)  # type: ignore[misc]
+
+    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
+        refuse_parallel_training(self, callback)  # type: ignore[arg-type]
+        return super()._init_callback(callback, progress_bar)  # type: ignore[misc]
+
+    def _truncate_last_transition(self) -> None:
+        """Mark the last stored transition as truncated (unless it terminated), so n-step returns never run from the
+        episode it ends into the next one. One-step targets are unchanged: a truncation matters only with done set."""
+        buffer = self.replay_buffer  # type: ignore[attr-defined]
+        if getattr(buffer, "n_steps", 1) > 1 and (buffer.pos > 0 or buffer.full):
+            last = (buffer.pos - 1) % buffer.buffer_size
+            buffer.timeouts[last] = np.logical_or(buffer.timeouts[last], ~buffer.dones[last].astype(bool))
 
     def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
-        """Load a saved buffer; the episode it was saved in the middle of counts as truncated (the env restarts), so
-        n-step returns never run across the restart."""
+        """Load a saved buffer as it was saved. With ``truncate_last_traj`` (SB3's meaning: the last episode in the
+        buffer has ended) the next learn() marks its last transition as truncated, so n-step returns never run
+        across the restart; the env restarting at learn() has the same effect."""
         super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
-        buffer = self.replay_buffer
-        if truncate_last_traj and isinstance(buffer, DEMO_BUFFERS) and (buffer.pos > 0 or buffer.full):
-            last = (buffer.pos - 1) % buffer.buffer_size
-            if buffer.handle_timeout_termination:
-                buffer.timeouts[last] = np.logical_or(buffer.timeouts[last], ~buffer.dones[last].astype(bool))
+        self._truncate_last_traj = truncate_last_traj
         self._demos_missing = self.demo_ratio > 0 and not getattr(self.replay_buffer, "n_demos", 0)
 
     def _excluded_save_params(self) -> list[str]:
-        excluded = [*super()._excluded_save_params(), "_demos_missing", "_strict_demonstrations"]  # type: ignore[misc]
+        excluded = [*super()._excluded_save_params(), "_demos_missing", "_strict_demonstrations", "_truncate_last_traj"]  # type: ignore[misc]
         # A source string is saved (load() resolves it again); Transitions travel with save_replay_buffer only.
         return excluded if isinstance(self.demonstrations, str) else [*excluded, "demonstrations"]

@@ -7,7 +7,7 @@ from typing import Any
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import SACPolicy
 
@@ -67,6 +67,13 @@ class RLPDPolicy(SACPolicy):
 
 
 MlpPolicy = RLPDPolicy
+
+
+class CnnPolicy(RLPDPolicy):
+    """RLPDPolicy for image observations (SB3's NatureCNN, as SAC's CnnPolicy); actor and critics each have their own."""
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any):
+        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
 
 
 class MultiInputPolicy(RLPDPolicy):

@@ -18,8 +18,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import configure_logger
 
 from sb3_expo.common.demo_learning import DemonstrationLearning
+from sb3_expo.common.ensemble import default_num_min_qs
 from sb3_expo.common.transitions import Transitions
-from sb3_expo.rlpd.policies import MlpPolicy, MultiInputPolicy, RLPDPolicy
+from sb3_expo.rlpd.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, RLPDPolicy
 
 SelfRLPD = TypeVar("SelfRLPD", bound="RLPD")
 
@@ -40,11 +41,16 @@ class RLPD(DemonstrationLearning, SAC):
     :param demo_ratio: fraction of each batch from demonstrations (0.5 with demonstrations: RLPD's symmetric sampling)
     :param num_min_qs: target critics in the random subset whose min is bootstrapped (2; min(2, n_critics) by default)
     :param backup_entropy: subtract alpha * log pi(a'|s') in the target (RLPD: True)
-    Other arguments are SAC's; ``policy_kwargs`` takes ``n_critics`` (10), ``critic_layer_norm`` (True) and
-    ``net_arch`` (256 x 2, or dict(pi=..., qf=...)).
+    Other arguments are SAC's, and so are the policy aliases (MlpPolicy, CnnPolicy for images, MultiInputPolicy);
+    ``policy_kwargs`` takes ``n_critics`` (10), ``critic_layer_norm`` (True) and ``net_arch`` (256 x 2, or
+    dict(pi=..., qf=...)).
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "MultiInputPolicy": MultiInputPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: RLPDPolicy
 
     def __init__(
@@ -106,7 +112,7 @@ class RLPD(DemonstrationLearning, SAC):
         )
         self._init_demonstrations(demonstrations, demo_ratio, strict=_init_setup_model)  # load() only warns
         n_critics = self.policy_kwargs.get("n_critics", 10)
-        self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
+        self.num_min_qs = default_num_min_qs(num_min_qs, n_critics)
         self.backup_entropy = backup_entropy
         if _init_setup_model:
             if not 1 <= self.num_min_qs <= n_critics:
@@ -166,6 +172,8 @@ class RLPD(DemonstrationLearning, SAC):
             ent_coef_loss.backward()
             self.ent_coef_optimizer.step()
             self.logger.record("train/ent_coef_loss", ent_coef_loss.item())
+        if self.batch_norm_stats:  # as SAC, after the actor step: its pass through the critic moved the statistics too
+            th._foreach_copy_(self.batch_norm_stats_target, self.batch_norm_stats)
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
