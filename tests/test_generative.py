@@ -3,7 +3,7 @@ import pytest
 import torch as th
 from torch import nn
 
-from sb3_expo.common.generative import DiffusionPolicy, FlowPolicy, IdentityDecoder, TimeMLP, vp_beta_schedule
+from sb3_expo.common.generative import DiffusionPolicy, FlowPolicy, TimeMLP, vp_beta_schedule
 
 # Reference section 1.1.5 (T = 10, b_min 0.1, b_max 10).
 REF_BETAS = [0.0578, 0.1466, 0.2270, 0.2999, 0.3659, 0.4256, 0.4798, 0.5288, 0.5732, 0.6135]
@@ -180,8 +180,3 @@ def test_gorl_style_diffusion_decoder_is_the_identity_when_its_network_is_zero()
     th.testing.assert_close(decoder.sample(th.randn(40, 3), z), z[0])
     np.testing.assert_allclose(decoder.alpha_bars[[0, -1]].numpy(), [0.9001, 0.001], atol=1e-6)
     decoder.loss(th.randn(16, 3), th.randn(16, 2)).backward()  # trains
-
-
-def test_identity_decoder_returns_its_start():
-    z = th.randn(1, 7, 3)
-    th.testing.assert_close(IdentityDecoder(4, 3).sample(th.randn(7, 4), z), z[0])

@@ -58,7 +58,8 @@ def test_deterministic_predict_treats_a_negative_zero_like_a_zero():
     """A negated zero velocity (-0.0) is the same observation as 0.0: the same deterministic action."""
     model = make("MountainCarContinuous-v0")
     positive, negative = np.array([-0.5, 0.0], np.float32), np.array([-0.5, -0.0], np.float32)
-    np.testing.assert_array_equal(model.predict(positive, deterministic=True)[0], model.predict(negative, deterministic=True)[0])
+    same, _ = model.predict(positive, deterministic=True)
+    np.testing.assert_array_equal(model.predict(negative, deterministic=True)[0], same)
 
 
 @pytest.mark.parametrize("base", ["flow", "ddim"])
@@ -356,8 +357,51 @@ def test_a_write_killed_halfway_leaves_the_previous_checkpoint_and_resuming_repl
     th.testing.assert_close(latest.critic.state_dict(), resumed.critic.state_dict())
 
 
-def test_parallel_train_callback_is_refused_clearly(pendulum_demos):
+@pytest.mark.parametrize("algo", ["EXPO", "RLPD", "GoRL"])
+def test_parallel_train_callback_is_refused_clearly(algo, pendulum_demos):
+    """rl_zoo3's ParallelTrainCallback reloads the model as SAC and trains that in a thread: RLPD's run crashed in the
+    thread while the run went on untrained; every one of ours refuses it before training."""
     from rl_zoo3.callbacks import ParallelTrainCallback
 
-    with pytest.raises(ValueError, match="does not support rl_zoo3's ParallelTrainCallback"):
-        make(demonstrations=pendulum_demos).learn(10, callback=[ParallelTrainCallback()])
+    from sb3_expo import RLPD, GoRL
+
+    if algo == "EXPO":
+        model = make(demonstrations=pendulum_demos)
+    elif algo == "RLPD":
+        model = RLPD("MlpPolicy", "Pendulum-v1", demonstrations=pendulum_demos, learning_starts=20, gradient_steps=1)
+    else:
+        model = GoRL("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=32)
+    with pytest.raises(ValueError, match=f"{algo} does not support rl_zoo3's ParallelTrainCallback"):
+        model.learn(64, callback=[ParallelTrainCallback()])
+    assert model.num_timesteps == 0
+
+
+def test_a_saved_buffer_holds_only_its_filled_rows_and_loads_back_whole(tmp_path, pendulum_demos):
+    model = make(demonstrations=pendulum_demos, buffer_size=200_000)
+    model.learn(40)
+    model.save_replay_buffer(tmp_path / "buffer")
+    size = (tmp_path / "buffer.pkl").stat().st_size
+    assert size < 200_000  # 40 rows and the demonstrations, not 200,000 pre-allocated rows (about 10 MB)
+    loaded = make(demonstrations=pendulum_demos, buffer_size=200_000)
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+        np.testing.assert_array_equal(getattr(loaded.replay_buffer, name), getattr(model.replay_buffer, name))
+    assert loaded.replay_buffer.pos == 40 and loaded.replay_buffer.observations.shape[0] == 200_000
+    loaded.learn(20, reset_num_timesteps=False)  # and fills on from there
+    assert loaded.replay_buffer.pos == 60
+
+
+@pytest.mark.parametrize("algo", ["EXPO", "RLPD"])
+def test_the_same_seed_gives_the_same_run(algo, pendulum_demos):
+    from sb3_expo import RLPD
+
+    def run():
+        if algo == "EXPO":
+            model = make(demonstrations=pendulum_demos)
+        else:
+            model = RLPD("MlpPolicy", "Pendulum-v1", seed=0, demonstrations=pendulum_demos, learning_starts=20, gradient_steps=2)
+        return model.learn(60).policy.state_dict()
+
+    first, second = run(), run()
+    for name in first:
+        th.testing.assert_close(first[name], second[name], rtol=0, atol=0, msg=name)

@@ -47,6 +47,12 @@ class BatchedLayerNorm(nn.Module):
         return th.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=LAYER_NORM_EPS), weight)  # one pass for scale and shift
 
 
+def default_num_min_qs(num_min_qs: int | None, n_critics: int) -> int:
+    """The size of the random target-critic subset whose min is taken: as given, else 2 (EXPO's and RLPD's), or
+    n_critics when there are fewer."""
+    return min(2, n_critics) if num_min_qs is None else num_min_qs
+
+
 class CriticEnsemble(nn.Module):
     """Q_i(s, a), i = 1..E: Dense -> LayerNorm -> ReLU per hidden layer, then Dense(1) (reference section 1.4)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -67,10 +68,10 @@ class Transitions:
 
     def __getitem__(self, index: slice | np.ndarray) -> Transitions:
         return Transitions(
-            _take(self.observations, index),
+            take(self.observations, index),
             self.actions[index],
             self.rewards[index],
-            _take(self.next_observations, index),
+            take(self.next_observations, index),
             self.terminations[index],
             self.truncations[index],
             source=self.source,
@@ -152,5 +153,6 @@ class Transitions:
             )
 
 
-def _take(obs: Obs, index: slice | np.ndarray) -> Obs:
+def take(obs: Any, index: Any) -> Any:
+    """obs[index], key by key for Dict observations (numpy arrays or torch tensors alike)."""
     return {k: v[index] for k, v in obs.items()} if isinstance(obs, dict) else obs[index]

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sb3_expo.common.transitions import Transitions
+from sb3_expo.common.transitions import Transitions, take
 
 
 def open_minari(source: str | Path):
@@ -56,8 +56,8 @@ def load_minari(source: str | Path, flatten: bool = True) -> Transitions:
     successes: list[np.ndarray] | None = []
     for episode in dataset.iterate_episodes():
         obs = _obs_array(episode.observations, obs_space, flatten)
-        columns["obs"].append(_slice(obs, slice(0, -1)))
-        columns["next_obs"].append(_slice(obs, slice(1, None)))
+        columns["obs"].append(take(obs, slice(0, -1)))
+        columns["next_obs"].append(take(obs, slice(1, None)))
         columns["actions"].append(np.asarray(episode.actions))
         columns["rewards"].append(np.asarray(episode.rewards))
         columns["terminations"].append(np.asarray(episode.terminations))
@@ -98,10 +98,6 @@ def _obs_array(obs, space: spaces.Space, flatten: bool):
     if not flatten:
         return {key: np.asarray(obs[key]) for key in space.keys()}
     return np.concatenate([np.asarray(obs[key]).reshape(len(obs[key]), -1) for key in space.keys()], axis=1)
-
-
-def _slice(obs, index: slice):
-    return {k: v[index] for k, v in obs.items()} if isinstance(obs, dict) else obs[index]
 
 
 def _concat(parts: list):

@@ -26,12 +26,10 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from sb3_expo.common import compiled
-from sb3_expo.common.callbacks import refuse_parallel_training
-from sb3_expo.common.cpu import keep_freed_memory
 from sb3_expo.common.demo_learning import DemonstrationLearning
-from sb3_expo.common.ensemble import CriticEnsemble
+from sb3_expo.common.ensemble import CriticEnsemble, default_num_min_qs
 from sb3_expo.common.generative import DenoisingPolicy, load_generative_policy
-from sb3_expo.common.transitions import Transitions
+from sb3_expo.common.transitions import Transitions, take
 from sb3_expo.expo.policies import BASES, ExpoPolicy, MlpPolicy, MultiInputPolicy
 
 SelfEXPO = TypeVar("SelfEXPO", bound="EXPO")
@@ -160,7 +158,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         self._init_demonstrations(demonstrations, demo_ratio, strict=_init_setup_model)  # load() only warns
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
         n_critics = self.policy_kwargs.get("n_critics", 10)
-        self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
+        self.num_min_qs = default_num_min_qs(num_min_qs, n_critics)
         self.otf_backup, self.ema_tau, self.lr_decay_steps = otf_backup, ema_tau, lr_decay_steps
         self.ent_coef, self.target_entropy, self.adjust_target_entropy = ent_coef, target_entropy, adjust_target_entropy
         self.max_log_ent_coef, self.clip_edited_actions = max_log_ent_coef, clip_edited_actions
@@ -209,8 +207,6 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
             raise ValueError(f"deterministic_mode={self.deterministic_mode!r}: use 'fixed' or 'sampled'.")
 
     def _setup_model(self) -> None:
-        if self.device.type == "cpu":
-            keep_freed_memory()  # see common/cpu.py: large sampler intermediates otherwise page-fault every call
         self._setup_demo_buffer()
         base = self.policy_kwargs.get("base")
         if isinstance(base, (str, Path)) and base not in BASES:  # a file (e.g. from the zoo's YAML): load it once, so the
@@ -297,7 +293,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         if self.policy.trains_features:  # the extractor changes at every critic step: features per minibatch
             critic_stats = [self._critic_step_on_observations(data, rows) for rows in _minibatches(gradient_steps, batch_size)]
             with th.no_grad():
-                last_features = self.policy.features(_take(data.observations, last))
+                last_features = self.policy.features(take(data.observations, last))
         else:
             with th.no_grad():
                 features = self.policy.features(data.observations)
@@ -418,12 +414,12 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         The backup samples its candidates from the online extractor's features, and the target critic selects and
         bootstraps on its target extractor's; the online critic regresses on features with gradient.
         """
-        next_obs = _take(data.next_observations, rows)
+        next_obs = take(data.next_observations, rows)
         with th.no_grad():
             candidates = self._backup_candidates(self.policy.features(next_obs))
             next_features = self.policy.target_features(next_obs)
         self.policy.features_extractor.train()
-        features = self.policy.features(_take(data.observations, rows))
+        features = self.policy.features(take(data.observations, rows))
         self.policy.features_extractor.eval()
         discounts = data.discounts[rows] if data.discounts is not None else self.gamma
         return self._critic_step(
@@ -560,10 +556,6 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
 
-    def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> Any:
-        refuse_parallel_training(self, callback)
-        return super()._init_callback(callback, progress_bar)
-
     def _excluded_save_params(self) -> list[str]:
         excluded = [*super()._excluded_save_params(), "base", "base_ema", "edit", "critic", "critic_target"]
         excluded += ["_critic_params", "_critic_target_params", "_base_params", "_base_ema_params", "_bf16_net", "_bf16"]
@@ -593,10 +585,6 @@ def native_bf16(device: th.device | str) -> bool:
 
 def _minibatches(n_minibatches: int, batch_size: int) -> list[slice]:
     return [slice(g * batch_size, (g + 1) * batch_size) for g in range(n_minibatches)]
-
-
-def _take(obs: th.Tensor | dict[str, th.Tensor], rows: slice) -> th.Tensor | dict[str, th.Tensor]:
-    return {k: v[rows] for k, v in obs.items()} if isinstance(obs, dict) else obs[rows]
 
 
 def _check_action_space(space: spaces.Space) -> None:

@@ -26,7 +26,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
-from sb3_expo.common.ensemble import CriticEnsemble
+from sb3_expo.common.ensemble import CriticEnsemble, default_num_min_qs
 from sb3_expo.common.generative import DiffusionPolicy, FlowPolicy, check_generative_policy, check_samples
 from sb3_expo.common.generative.networks import xavier_
 
@@ -167,7 +167,7 @@ class ExpoPolicy(BasePolicy):
         self.base_spec, self.base_kwargs = base, dict(base_kwargs or {})
         self.denoiser_width, self.denoiser_blocks = denoiser_width, denoiser_blocks
         self.edit_beta, self.n_base_samples, self.n_edit_samples = edit_beta, n_base_samples, n_edit_samples
-        self.num_min_qs = min(2, n_critics) if num_min_qs is None else num_min_qs
+        self.num_min_qs = default_num_min_qs(num_min_qs, n_critics)
         self.edit_dropout, self.base_weight_decay = edit_dropout, base_weight_decay
         self.deterministic_mode = deterministic_mode
         self.bf16_acting = False  # set by EXPO from its precision: sample acting candidates from a bf16 copy of base_ema

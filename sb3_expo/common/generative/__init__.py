@@ -9,7 +9,6 @@ from sb3_expo.common.generative.base import (
 )
 from sb3_expo.common.generative.diffusion import DiffusionPolicy, noise_schedule, vp_beta_schedule
 from sb3_expo.common.generative.flow import FlowPolicy
-from sb3_expo.common.generative.identity import IdentityDecoder
 from sb3_expo.common.generative.networks import LAYER_NORM_EPS, Denoiser, TimeMLP
 
 __all__ = [
@@ -19,7 +18,6 @@ __all__ = [
     "DiffusionPolicy",
     "FlowPolicy",
     "GenerativePolicy",
-    "IdentityDecoder",
     "TimeMLP",
     "check_generative_policy",
     "check_samples",

@@ -55,16 +55,15 @@ class DenoisingPolicy(GenerativePolicy):
     net: nn.Module
     n_steps: int
     # Rows per sampler chunk on CPU, so the [rows, 4 * width] intermediates stay in cache. Measured on the 2-core CI
-    # CPU (benchmarks/throughput.py, 40,960 rows): fp32 50% of the matmul peak unchunked, 90% in chunks of 1024;
-    # bf16 2.8x faster in chunks of 8192 than unchunked. GPUs are not chunked.
-    CPU_CHUNK_ROWS = {th.float32: 1024, th.bfloat16: 8192}
+    # CPU (benchmarks/throughput.py, 40,960 rows): fp32 50% of the matmul peak unchunked, 90% in chunks of 1024. The
+    # bf16 copy uses the same size (every bf16 figure in the README was measured so). GPUs are not chunked.
+    CPU_CHUNK_ROWS = 1024
 
     def sample(self, obs: th.Tensor, noise: th.Tensor | None = None, net: nn.Module | None = None) -> th.Tensor:
         n, net = obs.shape[0], net or self.net
         if noise is None:
             noise = self.draw_noise(n, obs.device)
-        dtype = next(net.parameters(), obs).dtype
-        chunk = self.CPU_CHUNK_ROWS.get(dtype, 1024) if obs.device.type == "cpu" else n
+        chunk = self.CPU_CHUNK_ROWS if obs.device.type == "cpu" else n
         fn = type(self)._sample
         if n > chunk:
             return th.cat(
