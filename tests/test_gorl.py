@@ -130,9 +130,10 @@ def test_stages_switch_at_the_configured_steps(count):
     )
     model.learn(1024)
     switches = [h["ended_at"] for h in model.stage_history]
-    if count:  # the 2 x 100 collection steps count: set aside first, the stages share the other 824
-        assert model.stage_ends == [206, 100 + 412, 1024]
-        assert switches == [256 + 100, 548 + 100] and model.num_timesteps >= 1024  # 64-step rollouts cross them
+    if count:  # the 2 x 100 collection steps count: set aside first, the stages share the rest in whole rollouts
+        # 824 / 4 = 206 -> 3 rollouts of 64; stage 1 starts at 192 + 100 and shares 632 with stage 2: 1/3 -> 3 rollouts
+        assert model.stage_ends == [192, 292 + 192, 1024]
+        assert switches == [192 + 100, 484 + 100] and 1024 <= model.num_timesteps < 1024 + 64  # within one rollout
     else:  # the official accounting: the steps spent on decoder data are not counted
         assert model.stage_ends == [256, 512, 1024]
         assert switches == [256, 512]
@@ -163,9 +164,11 @@ def test_save_and_load_mid_run_continue_the_schedule(tmp_path):
 
 def test_vec_envs_callbacks_and_decoded_actions_in_the_envs_bounds():
     env = make_vec_env("MountainCarContinuous-v0", n_envs=2, seed=0)
-    model = GoRL("MlpPolicy", env, stage_fractions=(0.5, 0.5), handoff="last", seed=0, decoder_data_steps=128, **TINY)
+    tiny = {**TINY, "n_steps": 32}  # 2 envs: rollouts of 64 steps, so 512 steps hold both stages' 3 rollouts
+    model = GoRL("MlpPolicy", env, stage_fractions=(0.5, 0.5), handoff="last", seed=0, decoder_data_steps=128, **tiny)
     assert isinstance(model.env, LatentActionEnv) and model.action_space.shape == (1,)
     model.learn(512)
+    assert model.stage == 1
     actions, _ = model.predict(np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32))
     assert actions.shape == (20, 1) and np.all(np.abs(actions) <= 1.0)
     with pytest.raises(ValueError, match="handoff='middle'"):
@@ -207,7 +210,7 @@ def test_get_env_acts_in_the_envs_own_action_units(recwarn):
     """SB3's own loop, vec_env.step(model.predict(obs)), executes the predicted action, as for every SB3 algorithm."""
     env = DummyVecEnv([lambda: RecordActions(gym.make("Pendulum-v1", max_episode_steps=50))])
     model = GoRL("MlpPolicy", env, stage_fractions=(0.5, 0.5), handoff="last", seed=0, decoder_data_steps=64, **TINY)
-    model.learn(256)  # through a refit: the decoder is no longer the identity
+    model.learn(448)  # through a refit (2 stages x 3 rollouts + 64 data steps): the decoder is no longer the identity
     assert model.stage == 1 and bool(model.policy.decoder.fitted)
     vec_env = model.get_env()
     assert vec_env is env and vec_env.action_space == gym.make("Pendulum-v1").action_space
@@ -237,14 +240,14 @@ def test_the_same_seed_gives_the_same_run_through_a_stage_switch(tmp_path):
         model = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(0.5, 0.5), stage_evals=2, eval_episodes=1, seed=7,
                      decoder_data_steps=64, **TINY)  # fmt: skip
         model.set_logger(configure(str(tmp_path / name), ["csv"]))
-        model.learn(320)
+        model.learn(448)  # 2 stages x 3 rollouts of 64, and 64 steps of decoder data
         with open(tmp_path / name / "progress.csv") as f:
             rows = list(csv.DictReader(f))
         returns = [row["gorl/stage_eval_return"] for row in rows if row["gorl/stage_eval_return"]]
         return model, returns
 
     (first, first_returns), (second, second_returns) = run("a"), run("b")
-    assert first.stage == 1 and len(first_returns) == 3  # (the last update's are never dumped: SB3 logs before train)
+    assert first.stage == 1 and len(first_returns) >= 3  # (the last update's are never dumped: SB3 logs before train)
     assert first_returns == second_returns  # the same evaluations (they pick the policy whose rollouts fit the decoder)
     assert first.stage_history == second.stage_history
     for a, b in zip(first.policy.state_dict().values(), second.policy.state_dict().values()):
@@ -280,12 +283,12 @@ def test_ppo_arguments_and_a_ppo_zoo_config_carry_over():
     )
     model = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(0.5, 0.5), handoff="last", decoder_data_steps=64,
                  decoder_fit_steps=50, seed=0, **entry, **ppo_only)  # fmt: skip
-    model.learn(256)
+    model.learn(448)
     assert model.stage == 1
     assert model.normalize_advantage is False and model.target_kl == 1e-12
     assert model.clip_range_vf(1.0) == 0.2 and model.clip_range(1.0) == model.later_clip_range  # vf clip: every stage
     assert isinstance(model.rollout_buffer, TaggedBuffer) and model.rollout_buffer.tag == "mine"
-    assert model._n_updates == 3  # 3 updates (2 in stage 0, 1 after the refit), each stopped in its first epoch
+    assert model._n_updates == 6  # 6 updates (3 per stage, the fewest a stage gets), each stopped in its first epoch
     assert model.policy.mlp_extractor.policy_net[0].out_features == 256  # the entry's net_arch
     with pytest.raises(ValueError, match="use_sde"):
         GoRL("MlpPolicy", "Pendulum-v1", use_sde=True)
@@ -330,3 +333,23 @@ def test_dict_observations_are_refused_at_construction_saying_what_to_do(policy)
         GoRL(policy, DictObservations(gym.make("Pendulum-v1")), **TINY)
     flat = gym.wrappers.FlattenObservation(DictObservations(gym.make("Pendulum-v1")))
     GoRL("MlpPolicy", flat, stage_fractions=(1.0,), handoff="last", **TINY).learn(64)  # what the message says works
+
+
+@pytest.mark.parametrize("budget", [64, 150, 500, 800, 1400])
+def test_any_budget_ends_within_a_rollout_with_every_stage_trained(budget, recwarn):
+    """Stages are whole rollouts, at least 3 each; a budget too small for all four trains fewer, and says so."""
+    data = 64
+    model = GoRL("MlpPolicy", "Pendulum-v1", handoff="last", seed=0, decoder_data_steps=data, **TINY)  # rollouts of 64
+    model.learn(budget)
+    assert budget <= model.num_timesteps < budget + 64  # as PPO: stops within one rollout of the budget
+    starts = [0] + [h["ended_at"] for h in model.stage_history]  # each stage starts where the last one's data end
+    ends = [h["ended_at"] - data for h in model.stage_history] + [model.num_timesteps]
+    lengths = [end - start for start, end in zip(starts, ends)]
+    stages = len(lengths)
+    assert stages == min(4, max(1, (budget + data) // (3 * 64 + data)))  # as many as fit, 3 rollouts + data each
+    if budget >= 3 * 64:
+        assert all(length >= 3 * 64 for length in lengths)  # no stage hands over (or returns) an untrained policy
+    told = [str(w.message) for w in recwarn if "too few for its 4 stage(s)" in str(w.message)]
+    assert bool(told) == (stages < 4)
+    if stages == 1:
+        assert "training stage 0 only" in told[0]

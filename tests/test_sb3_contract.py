@@ -399,7 +399,7 @@ def test_the_same_seed_gives_the_same_run(algo, pendulum_demos):
         if algo == "EXPO":
             model = make(demonstrations=pendulum_demos)
         else:
-            model = RLPD("MlpPolicy", "Pendulum-v1", seed=0, demonstrations=pendulum_demos, learning_starts=20, gradient_steps=2)
+            model = RLPD("MlpPolicy", "Pendulum-v1", seed=0, demonstrations=pendulum_demos, learning_starts=20)
         return model.learn(60).policy.state_dict()
 
     first, second = run(), run()

@@ -538,7 +538,7 @@ def test_a_paper_entry_trains_on_its_task_and_logs_its_metric(tmp_path, monkeypa
 
 
 # ----------------------------------------------------------------------------- GoRL through the same three entry points
-GORL_TINY = ["n_steps:128", "batch_size:64", "n_epochs:2", "decoder_fit_steps:50", "stage_evals:1", "eval_episodes:1"]
+GORL_TINY = ["n_steps:64", "batch_size:64", "n_epochs:2", "decoder_fit_steps:50", "stage_evals:1", "eval_episodes:1"]
 
 
 def gorl_train(*args, cwd, params=(), **kwargs):
@@ -549,15 +549,15 @@ def test_gorl_trains_enjoys_and_resumes_its_stage_from_a_checkpoint(tmp_path):
     from sb3_expo import GoRL
     from sb3_expo.common.callbacks import latest_checkpoint
 
-    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 0, "--save-freq", 300, cwd=tmp_path)
+    out = gorl_train("-n", 1200, "-f", "logs", "--seed", 0, "--save-freq", 300, cwd=tmp_path)
     assert (
         "| gorl/" in out.stdout and "decoder_val_loss" in out.stdout and "stage_eval_return" in out.stdout
     )  # progress on stdout
     run1 = tmp_path / "logs/gorl/Pendulum-v1_1"
     model = GoRL.load(run1 / "Pendulum-v1.zip")
     assert model.stage == 3 and [h["stage"] for h in model.stage_history] == [0, 1, 2]  # all four stages ran
-    assert model.stage_history[-1]["ended_at"] < 1024  # the last stage trained (collection steps set aside)
-    assert model.policy.decoder.fitted and model.n_steps == 128  # the -params reached GoRL
+    assert 1200 - model.stage_history[-1]["ended_at"] >= 3 * 64  # the last stage (from its data on) trained 3 rollouts
+    assert model.policy.decoder.fitted and model.n_steps == 64  # the -params reached GoRL
     assert dict(yaml.unsafe_load((run1 / "Pendulum-v1/config.yml").read_text()))["n_timesteps"] == 100_000  # gorl.yml
 
     zoo("enjoy", "--algo", "gorl", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 50, "--no-render", cwd=tmp_path)
@@ -565,13 +565,23 @@ def test_gorl_trains_enjoys_and_resumes_its_stage_from_a_checkpoint(tmp_path):
     # a checkpoint from the middle of the run continues in its stage, on the run's own schedule, to the run's total
     checkpoints = sorted(run1.glob("rl_model_*_steps.zip"), key=lambda p: int(p.name.split("_")[2]))
     middle = GoRL.load(checkpoints[0])
-    assert 0 < middle.num_timesteps < 1024 and middle.stage < 3
-    out = gorl_train("-n", 1024, "-f", "logs", "--seed", 1, "-i", checkpoints[0], cwd=tmp_path)
-    assert f"Resuming from a checkpoint at {middle.num_timesteps} of 1024 steps" in out.stdout
+    assert 0 < middle.num_timesteps < 1200 and middle.stage < 3
+    out = gorl_train("-n", 1200, "-f", "logs", "--seed", 1, "-i", checkpoints[0], cwd=tmp_path)
+    assert f"Resuming from a checkpoint at {middle.num_timesteps} of 1200 steps" in out.stdout
     resumed = GoRL.load(tmp_path / "logs/gorl/Pendulum-v1_2/Pendulum-v1.zip")
-    assert resumed.stage == 3 and resumed.num_timesteps >= 1024 and resumed.stage_ends == middle.stage_ends
+    assert resumed.stage == 3 and 1200 <= resumed.num_timesteps < 1200 + 64 and resumed.stage_ends == model.stage_ends
     assert resumed.stage_history[: len(middle.stage_history)] == middle.stage_history  # nothing redone
     assert latest_checkpoint(run1) is not None
+
+
+def test_gorl_with_a_budget_too_small_for_its_stages_trains_stage_0_and_says_so(tmp_path):
+    from sb3_expo import GoRL
+
+    out = gorl_train("-n", 160, "-f", "logs", "--seed", 0, cwd=tmp_path)  # 2.5 rollouts of 64: no room for a refit
+    assert "too few for its 4 stage(s)" in out.stderr and "training stage 0 only, 3 PPO update(s)" in out.stderr
+    model = GoRL.load(tmp_path / "logs/gorl/Pendulum-v1_1/Pendulum-v1.zip")
+    assert model.stage == 0 and model.stage_history == [] and 160 <= model.num_timesteps < 160 + 64
+    assert model._n_updates > 0  # a trained latent policy, not a fresh one
 
 
 def test_gorl_optimize_tunes_its_main_knobs(tmp_path):

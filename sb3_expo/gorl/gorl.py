@@ -32,6 +32,7 @@ from sb3_expo.gorl.policies import GoRLPolicy, MlpPolicy
 
 SelfGoRL = TypeVar("SelfGoRL", bound="GoRL")
 LATENT_BOUND = 1e4
+MIN_STAGE_ROLLOUTS = 3  # the fewest PPO updates a stage gets: a shorter one would hand over an untrained policy
 DICT_OBSERVATIONS = (
     "GoRL takes Box observations (its latent policy's running normaliser and its decoder read one flat vector): "
     "flatten dict observations first, e.g. gymnasium.wrappers.FlattenObservation(env), and use 'MlpPolicy'."
@@ -331,23 +332,38 @@ class GoRL(PPO):
         return result
 
     def _plan(self, total: int, start: int = 0) -> None:
-        """The stages left share the budget from num_timesteps on, in their fractions; when the decoder data are
-        counted, each refit's collection steps are set aside first, so the last stage still gets its share."""
-        left = self.stage_fractions[self.stage :]
-        refits = len(left) - 1
-        reserved = refits * self._data_steps(total) if self.count_collection_steps else 0
-        ppo_budget = max(total - start - reserved, 0)
-        if reserved and ppo_budget < (total - start) / 2:
+        """The stages left share the budget from `start` on, in their fractions, in whole rollouts of PPO: each gets
+        at least MIN_STAGE_ROLLOUTS, and when the decoder data are counted each refit's collection steps are set aside
+        first. A budget too small for every stage trains fewer (the first ones), with a warning that says so. The
+        last stage ends at `total`, where PPO stops (within one rollout, as PPO does)."""
+        rollout = self.n_steps * self.n_envs
+        fractions = self.stage_fractions[self.stage :]
+        data = self._data_steps(total) if self.count_collection_steps else 0
+        budget = total - start
+        n = len(fractions)
+        while n > 1 and n * MIN_STAGE_ROLLOUTS * rollout + (n - 1) * data > budget:
+            n -= 1
+        if n < len(fractions) or budget < MIN_STAGE_ROLLOUTS * rollout:
+            what = f"stages {self.stage}-{self.stage + n - 1}" if n > 1 else f"stage {self.stage} only"
+            if budget < MIN_STAGE_ROLLOUTS * rollout:
+                what += f", {max(-(-budget // rollout), 1)} PPO update(s)"
             warnings.warn(
-                f"GoRL's decoder data ({refits} x {self._data_steps(total)} steps) take more than half of the "
-                f"{total - start} steps left: lower decoder_data_steps or raise the budget.",
-                stacklevel=3,
+                f"GoRL's {budget} steps left are too few for its {len(fractions)} stage(s) (each needs at least "
+                f"{MIN_STAGE_ROLLOUTS} rollouts of n_steps x n_envs = {rollout} steps"
+                + (f", and each refit {data} steps of decoder data" if data and len(fractions) > 1 else "")
+                + f"): training {what}. Raise the budget, or lower n_steps or decoder_data_steps.",
+                stacklevel=6,  # learn()'s caller
             )
-        ends, acc = [], float(start)
-        for k, fraction in enumerate(left):
-            acc += ppo_budget * fraction / sum(left)
-            ends.append(round(acc) + (k * reserved // refits if refits else 0))
-        self.stage_ends = [0] * self.stage + ends
+        fractions = fractions[:n]
+        ppo_steps = budget - (n - 1) * data
+        ends, used = [], 0
+        for k, fraction in enumerate(fractions[:-1]):
+            room = ppo_steps - used - (n - 1 - k) * MIN_STAGE_ROLLOUTS * rollout  # the stages after it keep their minimum
+            share = max(round(ppo_steps * fraction / sum(fractions) / rollout), MIN_STAGE_ROLLOUTS) * rollout
+            used += min(share, room // rollout * rollout)
+            ends.append(start + used + k * data)
+        done = (self.stage_ends + [0] * self.stage)[: self.stage]  # the finished stages' ends stay as they were
+        self.stage_ends = [*done, *ends, total]
         self._plan_evals()
 
     def _plan_evals(self) -> None:
@@ -368,7 +384,7 @@ class GoRL(PPO):
             self.logger.record("gorl/latent_l2", getattr(self.policy, "_last_penalty", 0.0))  # mean(mu^2) + mean(sigma^2)
         if self.handoff == "best":
             self._evaluate_if_due()
-        last = len(self.stage_fractions) - 1
+        last = len(self.stage_ends) - 1  # the stages the budget allows (see _plan)
         if self.stage < last and self.num_timesteps >= self.stage_ends[self.stage]:
             self.next_stage()
 
@@ -416,7 +432,7 @@ class GoRL(PPO):
         self.max_grad_norm = self.later_max_grad_norm
         self.policy.latent_penalty = self.later_latent_penalty
         self.policy.reset_latent_policy(self.policy.init_generator(), keep_weights=self.latent_reset == "warm")
-        self._plan_evals()
+        self._plan(self._total_timesteps, start=self.num_timesteps)  # the stages left, from where this one starts
         self._last_obs = self.env.reset()  # type: ignore[union-attr,assignment]
         self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)  # type: ignore[union-attr]
         self.logger.record("gorl/stage", self.stage)
