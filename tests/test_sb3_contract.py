@@ -399,7 +399,8 @@ def test_the_same_seed_gives_the_same_run(algo, pendulum_demos):
         if algo == "EXPO":
             model = make(demonstrations=pendulum_demos)
         else:
-            model = RLPD("MlpPolicy", "Pendulum-v1", seed=0, demonstrations=pendulum_demos, learning_starts=20)
+            small = dict(learning_starts=20, gradient_steps=2, policy_kwargs=dict(net_arch=[32, 32], n_critics=4))
+            model = RLPD("MlpPolicy", "Pendulum-v1", seed=0, demonstrations=pendulum_demos, **small)
         return model.learn(60).policy.state_dict()
 
     first, second = run(), run()
