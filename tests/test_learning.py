@@ -19,3 +19,18 @@ def test_expo_with_five_demos_solves_mountain_car_where_sac_without_does_not():
     sac = SAC("MlpPolicy", ENV_ID, seed=0, **SAC_CONFIG).learn(BUDGET)
     assert max(late) >= 0.8, late
     assert success_rate(sac, n_episodes=10) <= 0.2
+
+
+def test_make_demo_puts_rlpd_with_the_same_demonstrations_beside_expo(tmp_path):
+    """`make demo`'s table and plot show EXPO, RLPD (the same demonstrations) and SAC without (tiny budget here)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "sb3_expo.demo", "--steps", "250", "--eval-every", "250", "--eval-episodes", "1",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, check=True,
+    ).stdout  # fmt: skip
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and "steps" not in line]
+    assert rows == ["EXPO + demos", "RLPD + demos", "SAC, no demos"], out
+    assert (tmp_path / "expo_mountaincar.png").stat().st_size > 0

@@ -311,10 +311,12 @@ def test_checkpoints_use_sb3s_names_and_the_last_step_is_saved(tmp_path, pendulu
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [
         "rl_model_100_steps.zip",
+        "rl_model_25_steps.zip",
+        "rl_model_50_steps.zip",
         "rl_model_75_steps.zip",
         "rl_model_replay_buffer_100_steps.pkl",
         "rl_model_replay_buffer_75_steps.pkl",
-    ]  # SB3 CheckpointCallback's names; the one due at the last step is written; the newest two kept
+    ]  # SB3 CheckpointCallback's names; the one due at the last step is written; every model, the newest two buffers
     checkpoint = latest_checkpoint(tmp_path)
     loaded = EXPO.load(checkpoint.model)
     loaded.load_replay_buffer(checkpoint.replay_buffer)
@@ -346,15 +348,29 @@ def test_a_write_killed_halfway_leaves_the_previous_checkpoint_and_resuming_repl
     assert latest_checkpoint(tmp_path).num_timesteps == 150  # complete checkpoints only; the half-written one is hidden
     monkeypatch.undo()
 
-    save_checkpoint(resumed, tmp_path, keep=2)  # the write that succeeds replaces the abandoned run's 100 and 150
+    (tmp_path / "rl_model_replay_buffer_175_steps.pkl").write_bytes(b"")  # a part whose model a kill never wrote
+    save_checkpoint(resumed, tmp_path, keep=2, replace_later=True)  # replaces the abandoned run's 100 and 150
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "rl_model_100_steps.zip",
         "rl_model_50_steps.zip",
         "rl_model_replay_buffer_100_steps.pkl",
         "rl_model_replay_buffer_50_steps.pkl",
-    ]  # no temporary files left, and the newest two of this run kept
+    ]  # no temporary files or orphaned parts left, nothing of the abandoned run
     latest = EXPO.load(latest_checkpoint(tmp_path).model)
     th.testing.assert_close(latest.critic.state_dict(), resumed.critic.state_dict())
+
+
+def test_checkpoints_hold_the_vec_normalize_statistics(tmp_path, pendulum_demos):
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from sb3_expo.common.callbacks import ResumableCheckpointCallback, latest_checkpoint
+
+    env = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    make(env=env, demonstrations=pendulum_demos).learn(50, callback=ResumableCheckpointCallback(50, str(tmp_path)))
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint.vecnormalize.name == "rl_model_vecnormalize_50_steps.pkl"
+    loaded = VecNormalize.load(str(checkpoint.vecnormalize), DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    np.testing.assert_array_equal(loaded.obs_rms.mean, env.obs_rms.mean)
 
 
 @pytest.mark.parametrize("algo", ["EXPO", "RLPD", "GoRL"])
@@ -376,16 +392,23 @@ def test_parallel_train_callback_is_refused_clearly(algo, pendulum_demos):
     assert model.num_timesteps == 0
 
 
-def test_a_saved_buffer_holds_only_its_filled_rows_and_loads_back_whole(tmp_path, pendulum_demos):
-    model = make(demonstrations=pendulum_demos, buffer_size=200_000)
+@pytest.mark.parametrize("optimize_memory_usage", [False, True])
+def test_a_saved_buffer_holds_only_its_filled_rows_and_loads_back_whole(tmp_path, pendulum_demos, optimize_memory_usage):
+    memory = dict(optimize_memory_usage=True, replay_buffer_kwargs=dict(handle_timeout_termination=False))
+    memory = memory if optimize_memory_usage else {}
+    model = make(demonstrations=pendulum_demos, buffer_size=200_000, **memory)
     model.learn(40)
     model.save_replay_buffer(tmp_path / "buffer")
     size = (tmp_path / "buffer.pkl").stat().st_size
     assert size < 200_000  # 40 rows and the demonstrations, not 200,000 pre-allocated rows (about 10 MB)
-    loaded = make(demonstrations=pendulum_demos, buffer_size=200_000)
+    loaded = make(demonstrations=pendulum_demos, buffer_size=200_000, **memory)
     loaded.load_replay_buffer(tmp_path / "buffer")
     for name in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
-        np.testing.assert_array_equal(getattr(loaded.replay_buffer, name), getattr(model.replay_buffer, name))
+        if getattr(model.replay_buffer, name, None) is not None:  # (no next_observations when memory-optimised)
+            np.testing.assert_array_equal(getattr(loaded.replay_buffer, name), getattr(model.replay_buffer, name))
+    rows = np.arange(40)
+    saved, back = model.replay_buffer._get_samples(rows), loaded.replay_buffer._get_samples(rows)
+    th.testing.assert_close(back.next_observations, saved.next_observations)  # the last one's too (memory-optimised)
     assert loaded.replay_buffer.pos == 40 and loaded.replay_buffer.observations.shape[0] == 200_000
     loaded.learn(20, reset_num_timesteps=False)  # and fills on from there
     assert loaded.replay_buffer.pos == 60

@@ -470,7 +470,9 @@ def test_a_killed_run_resumes_from_its_latest_complete_checkpoint_and_the_zoo_re
 
     # 2. the zoo's own commands read the checkpoints
     kept = sorted(int(p.name.split("_")[2]) for p in run1.glob("rl_model_*_steps.zip"))
-    assert len(kept) == 2 and kept[-1] == steps  # the newest two
+    assert kept == list(range(50, steps + 1, 50))  # every model, as SB3 keeps them; the newest two buffers
+    buffers = {p.name for p in run1.glob("rl_model_replay_buffer_*")}
+    assert buffers == {f"rl_model_replay_buffer_{n}_steps.pkl" for n in kept[-2:]}
     enjoy = ["enjoy", "--algo", "expo", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", 1, "-n", 20, "--no-render"]
     zoo(*enjoy, "--load-checkpoint", kept[0], cwd=tmp_path)
     zoo(*enjoy, "--load-last-checkpoint", cwd=tmp_path)
@@ -488,7 +490,22 @@ def test_a_killed_run_resumes_from_its_latest_complete_checkpoint_and_the_zoo_re
     final.load_replay_buffer(tmp_path / "logs/expo/Pendulum-v1_2/replay_buffer.pkl")
     assert final.num_timesteps == 400 and final.replay_buffer.pos == 400 and final._n_base_updates == 350
     assert final.replay_buffer.n_demos == 1000
-    assert latest_checkpoint(tmp_path / "logs/expo/Pendulum-v1_2").num_timesteps == 400  # the one due at the last step
+    last = latest_checkpoint(tmp_path / "logs/expo/Pendulum-v1_2")
+    assert last.num_timesteps == 400  # the one due at the last step
+
+    # 4. -i from a run's last checkpoint is the zoo's usual -i: -n more steps (nothing is left of the run to resume)
+    more = expo_train("-n", 60, "-f", "logs", "-i", last.model, *TINY, cwd=tmp_path)
+    assert "Resuming" not in more.stdout
+    assert EXPO.load(tmp_path / "logs/expo/Pendulum-v1_3/Pendulum-v1.zip").num_timesteps == 60
+
+
+def test_parallel_train_callback_is_refused_before_the_run_starts(tmp_path):
+    refused = expo_train(
+        "-n", 60, "-f", "logs", "-params", "learning_starts:50", "callback:'rl_zoo3.callbacks.ParallelTrainCallback'",
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "EXPO does not support rl_zoo3's ParallelTrainCallback" in refused.stderr
+    assert "AttributeError" not in refused.stderr and not (tmp_path / "logs/expo/Pendulum-v1_1/Pendulum-v1.zip").exists()
 
 
 def test_a_paper_entry_trains_on_its_task_and_logs_its_metric(tmp_path, monkeypatch):

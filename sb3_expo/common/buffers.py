@@ -174,14 +174,16 @@ class _DemoMixin:
         if not getattr(self, "full", True):
             for name in ONLINE_ARRAYS:
                 if state.get(name) is not None:
-                    state[name] = take(state[name], slice(0, self.pos))  # type: ignore[attr-defined]
-            state["_pickled_rows"] = self.pos  # type: ignore[attr-defined]
+                    # optimize_memory_usage keeps the last transition's next observation in observations[pos]
+                    rows = self.pos + (name == "observations" and self.optimize_memory_usage)  # type: ignore[attr-defined]
+                    state[name] = take(state[name], slice(0, rows))
+            state["_pickled_rows"] = True
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        rows = state.pop("_pickled_rows", None)
+        trimmed = state.pop("_pickled_rows", False)
         self.__dict__.update(state)
-        if rows is not None:
+        if trimmed:
             for name in ONLINE_ARRAYS:
                 if state.get(name) is not None:
                     setattr(self, name, _full_size(state[name], self.buffer_size))  # type: ignore[attr-defined]

@@ -9,7 +9,8 @@ moment leaves complete checkpoints only:
     <save_path>/rl_model_vecnormalize_<N>_steps.pkl       VecNormalize statistics (when the env has them)
 
 Every file is written under a hidden temporary name first; then the buffer and statistics are renamed into place and
-the model last, so a model file means its checkpoint is complete. The newest `keep` are kept.
+the model last, so a model file means its checkpoint is complete. Every model is kept, as SB3 keeps them; the replay
+buffers, the large part, of the newest `keep` only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
 
 PREFIX = "rl_model"  # the zoo's name_prefix: its commands look for rl_model_<N>_steps.zip
 PARTS = {"replay_buffer": "pkl", "vecnormalize": "pkl"}  # SB3's checkpoint_type names, beside the model
@@ -37,17 +38,24 @@ class Checkpoint(NamedTuple):
 
 
 class ResumableCheckpointCallback(CheckpointCallback):
-    """SB3's CheckpointCallback with the replay buffer and VecNormalize statistics, crash-safe; the newest `keep` kept.
+    """SB3's CheckpointCallback with the replay buffer and VecNormalize statistics, crash-safe.
 
     A checkpoint due at step N is written once that step is complete (stored in the buffer and trained on): at the
-    start of the next rollout, or at the end of training. Resuming into the same folder from an older checkpoint
-    replaces the checkpoints that run had written past it.
+    start of the next rollout, or when training ends having reached its total (not when it is interrupted). Every
+    model is kept, as SB3 does; the replay buffers of the newest `keep` checkpoints (0: all) are kept too. A run
+    resumed into the same folder (reset_num_timesteps=False) replaces the checkpoints the abandoned run wrote past it.
     """
 
     def __init__(self, save_freq: int, save_path: str, name_prefix: str = PREFIX, keep: int = 2, verbose: int = 0):
         super().__init__(save_freq, save_path, name_prefix, save_replay_buffer=True, save_vecnormalize=True, verbose=verbose)
         self.keep = keep
-        self._due = False
+        self._due = self._resuming = False
+        self._total = 0
+
+    def _on_training_start(self) -> None:
+        self._total = int(self.locals.get("total_timesteps", 0))  # after _setup_learn: the step count to reach
+        self._resuming = not self.locals.get("reset_num_timesteps", True)
+        clean_checkpoints(self.save_path, self.name_prefix)
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
@@ -58,22 +66,29 @@ class ResumableCheckpointCallback(CheckpointCallback):
         self._save_if_due()
 
     def _on_training_end(self) -> None:
-        self._save_if_due()
+        if self.model.num_timesteps >= self._total:  # finished, not interrupted in the middle of an update
+            self._save_if_due()
 
     def _save_if_due(self) -> None:
         if self._due:
             self._due = False
-            path = save_checkpoint(self.model, self.save_path, self.name_prefix, self.keep)
+            path = save_checkpoint(self.model, self.save_path, self.name_prefix, self.keep, replace_later=self._resuming)
+            self._resuming = False
             if self.verbose >= 1:
                 print(f"Saving checkpoint to {path}")
 
 
-def save_checkpoint(model: BaseAlgorithm, save_path: str | Path, name_prefix: str = PREFIX, keep: int = 2) -> Path:
-    """Write a complete checkpoint of `model` into save_path (see the module docstring); returns the model's path."""
+def save_checkpoint(
+    model: BaseAlgorithm, save_path: str | Path, name_prefix: str = PREFIX, keep: int = 2, replace_later: bool = False
+) -> Path:
+    """Write a complete checkpoint of `model` into save_path (see the module docstring); returns the model's path.
+
+    :param keep: the newest `keep` checkpoints keep their replay buffer (0: all); models and statistics all stay
+    :param replace_later: remove the checkpoints past this step (a resumed run replacing the one it abandoned)
+    """
     root = Path(save_path)
     root.mkdir(parents=True, exist_ok=True)
-    for leftover in root.glob(f".{name_prefix}_*.tmp"):  # from a run killed during a write
-        leftover.unlink(missing_ok=True)
+    clean_checkpoints(root, name_prefix)
     step = int(model.num_timesteps)
     final = _paths(root, name_prefix, step)
     written: dict[str, Path] = {}  # part -> its temporary file
@@ -85,18 +100,33 @@ def save_checkpoint(model: BaseAlgorithm, save_path: str | Path, name_prefix: st
         vec_normalize.save(str(written.setdefault("vecnormalize", _temporary(final["vecnormalize"]))))
     for path in written.values():
         _sync(path)
-    # Checkpoints at or past this step are from a run this one replaces (resumed from an older checkpoint): uncommit
-    # them first, model file first. Then the parts go into place, the model last: a model file is a complete checkpoint.
-    for checkpoint in _checkpoints(root, name_prefix, complete=False):
-        if checkpoint.num_timesteps >= step:
+    # Uncommit what this checkpoint replaces (model file first), then put the parts into place and the model last:
+    # a model file means a complete checkpoint. Only renames happen between the two, no writing.
+    for checkpoint in _checkpoints(root, name_prefix):
+        if checkpoint.num_timesteps == step or (replace_later and checkpoint.num_timesteps > step):
             _remove(root, name_prefix, checkpoint.num_timesteps)
     for part in [*PARTS, "model"]:
         if part in written:
             os.replace(written[part], final[part])
     _sync(root)
-    for old in _checkpoints(root, name_prefix)[:-keep] if keep > 0 else []:
-        _remove(root, name_prefix, old.num_timesteps)
+    by_age = sorted(_checkpoints(root, name_prefix), key=lambda c: c.model.stat().st_mtime_ns)
+    for old in by_age[:-keep] if keep > 0 else []:
+        if old.replay_buffer is not None:
+            old.replay_buffer.unlink(missing_ok=True)  # the large part; the model and statistics stay, as in SB3
     return final["model"]
+
+
+def clean_checkpoints(save_path: str | Path, name_prefix: str = PREFIX) -> None:
+    """Remove what a run killed during a write left: temporary files, and parts whose model was never written."""
+    root = Path(save_path)
+    if not root.is_dir():
+        return
+    for leftover in root.glob(f".{name_prefix}_*.tmp"):
+        leftover.unlink(missing_ok=True)
+    complete = {c.num_timesteps for c in _checkpoints(root, name_prefix)}
+    for checkpoint in _checkpoints(root, name_prefix, complete=False):
+        if checkpoint.num_timesteps not in complete:
+            _remove(root, name_prefix, checkpoint.num_timesteps)
 
 
 def latest_checkpoint(save_path: str | Path, name_prefix: str = PREFIX) -> Checkpoint | None:
@@ -160,7 +190,7 @@ def _sync(path: Path) -> None:
         os.close(fd)
 
 
-def refuse_parallel_training(model: BaseAlgorithm, callback: Any) -> None:
+def refuse_parallel_training(name: str, callback: Any) -> None:
     """rl_zoo3's ParallelTrainCallback reloads the model as SAC or TQC and trains that copy in a thread: for these
     algorithms its thread would crash (or train the wrong algorithm) while the run goes on. Refuse it up front."""
     pending = list(callback) if isinstance(callback, list) else [callback]
@@ -168,8 +198,7 @@ def refuse_parallel_training(model: BaseAlgorithm, callback: Any) -> None:
         item = pending.pop()
         if isinstance(item, CallbackList):
             pending.extend(item.callbacks)
-        elif isinstance(item, BaseCallback) and type(item).__name__ == "ParallelTrainCallback":
-            name = type(model).__name__
+        elif any(cls.__name__ == "ParallelTrainCallback" for cls in type(item).__mro__):
             raise ValueError(
                 f"{name} does not support rl_zoo3's ParallelTrainCallback: it reloads the model as SAC or TQC and "
                 f"trains that copy in a thread, which {name}'s update is not. Remove it (zoo: the entry's `callback`); "

@@ -126,7 +126,7 @@ class DemonstrationLearning:
         return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)  # type: ignore[misc]
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
-        refuse_parallel_training(self, callback)  # type: ignore[arg-type]
+        refuse_parallel_training(type(self).__name__, callback)
         return super()._init_callback(callback, progress_bar)  # type: ignore[misc]
 
     def _truncate_last_transition(self) -> None:

@@ -523,7 +523,7 @@ class GoRL(PPO):
         return super().learn(total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar)
 
     def _init_callback(self, callback: MaybeCallback, progress_bar: bool = False) -> BaseCallback:
-        refuse_parallel_training(self, callback)
+        refuse_parallel_training(type(self).__name__, callback)
         return super()._init_callback(callback, progress_bar)
 
     def _excluded_save_params(self) -> list[str]:

@@ -93,14 +93,19 @@ def _patch(manager: type) -> None:
         return out
 
     def create_callbacks_for_ours(self: Any) -> None:
+        if self.algo in CONFIGS:  # an entry's `callback` is there already: refuse it before anything is built
+            from sb3_expo.common.callbacks import refuse_parallel_training
+
+            refuse_parallel_training(CLASSES[self.algo], self.callbacks)
         create_callbacks(self)
         if self.algo in CONFIGS:
             _use_our_callbacks(self)
 
     def learn_for_ours(self: Any, model: Any) -> None:
-        if _checkpoint(self) is not None and model._total_timesteps:
-            return _resume(self, model, int(model._total_timesteps))  # the target of the run that saved it
-        return learn(self, model)
+        total = int(model._total_timesteps or 0)  # the target of the run that saved the checkpoint
+        if _checkpoint(self) is not None and model.num_timesteps < total:
+            return _resume(self, model, total)
+        return learn(self, model)  # a final model (or a run's last checkpoint): the zoo's -i, -n more steps
 
     def load_pretrained_for_ours(self: Any, hyperparams: dict[str, Any], env: Any) -> Any:
         """-i from a checkpoint: the zoo's loading, with the checkpoint's own replay buffer (the zoo would take the
@@ -124,6 +129,12 @@ def _patch(manager: type) -> None:
         if checkpoint.replay_buffer is not None:
             print("Loading replay buffer")
             model.load_replay_buffer(checkpoint.replay_buffer, truncate_last_traj=self.truncate_last_trajectory)
+        elif hasattr(model, "replay_buffer"):
+            warnings.warn(
+                f"{checkpoint.model.name} has no replay buffer beside it (only the newest checkpoints keep theirs): "
+                "resuming with an empty online buffer.",
+                stacklevel=2,
+            )
         return model
 
     def maybe_normalize_for_ours(self: Any, env: Any, eval_env: bool) -> Any:
