@@ -11,14 +11,15 @@ import yaml
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
-from torch import nn
+from stable_baselines3.common.torch_layers import NatureCNN
 
 from sb3_expo import RLPD
 from sb3_expo.common.buffers import DemoReplayBuffer
 from sb3_expo.datasets import load_demonstrations
 from sb3_expo.rlpd import CnnPolicy
 from sb3_expo.zoo import default_config
+
+from .test_sb3_contract import BatchNormExtractor
 
 SMALL = dict(learning_starts=0, batch_size=32, policy_kwargs=dict(net_arch=[32, 32], n_critics=4), seed=0)
 
@@ -75,15 +76,6 @@ def test_save_load_acts_the_same_and_needs_its_demonstrations_back_to_learn(tmp_
         RLPD.load(tmp_path / "held", env=gym.make("Pendulum-v1")).learn(10)
     with pytest.raises(ValueError, match="cannot mix demonstrations"):
         RLPD("MlpPolicy", "Pendulum-v1", demonstrations=pendulum_demos, replay_buffer_class=ReplayBuffer)
-
-
-class BatchNormExtractor(BaseFeaturesExtractor):
-    def __init__(self, observation_space, features_dim=8):
-        super().__init__(observation_space, features_dim)
-        self.net = nn.Sequential(nn.Linear(observation_space.shape[0], features_dim), nn.BatchNorm1d(features_dim), nn.ReLU())
-
-    def forward(self, obs):
-        return self.net(obs)
 
 
 def test_the_target_critic_has_the_critics_batch_norm_statistics_after_train(pendulum_demos):
