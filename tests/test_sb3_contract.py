@@ -13,7 +13,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from torch import nn
 
-from sb3_expo import EXPO, DemoReplayBuffer, Transitions
+from sb3_expo import EXPO, RLPD, DemoReplayBuffer, Transitions
 from sb3_expo.expo.policies import EditPolicy
 
 from .conftest import SMALL
@@ -144,6 +144,47 @@ def test_multi_dimensional_box_actions_learn_save_and_load(tmp_path):
     loaded = EXPO.load(tmp_path / "square", env=SquareActions(), demonstrations=demos)
     np.testing.assert_array_equal(loaded.predict(np.zeros(3, np.float32), deterministic=True)[0], action)
     loaded.learn(10, reset_num_timesteps=False)
+
+
+class DiscreteObservations(gym.Env):
+    """Box actions, non-Box observations (SB3 one-hot encodes Discrete and MultiDiscrete ones)."""
+
+    action_space = spaces.Box(-1, 1, (2,), np.float32)
+
+    def __init__(self, observation_space):
+        self.observation_space = observation_space
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), -float(np.square(action).sum()), False, self.t >= 20, {}
+
+
+@pytest.mark.parametrize("algo", ["EXPO", "RLPD"])
+@pytest.mark.parametrize("space", [spaces.Discrete(4), spaces.MultiDiscrete([3, 2]), spaces.MultiBinary(3)], ids=str)
+def test_discrete_observations_learn_from_demonstrations_save_and_load(algo, space, tmp_path):
+    """The docs' "Can I use?" tables: Discrete, MultiDiscrete and MultiBinary observations work, as with SAC."""
+    n = 40
+    space.seed(0)
+    obs = np.array([space.sample() for _ in range(n + 1)])
+    demos = Transitions(obs[:-1], np.full((n, 2), 0.1, np.float32), np.zeros(n), obs[1:], np.zeros(n))
+    cls = {"EXPO": EXPO, "RLPD": RLPD}[algo]
+    kwargs = (
+        SMALL
+        if algo == "EXPO"
+        else dict(batch_size=32, gradient_steps=2, learning_starts=20, policy_kwargs=dict(net_arch=[32], n_critics=2))
+    )
+    model = cls("MlpPolicy", DiscreteObservations(space), demonstrations=demos, seed=0, **kwargs)
+    model.learn(40)
+    action = model.predict(obs[0], deterministic=True)[0]
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+    model.save(tmp_path / "m")
+    loaded = cls.load(tmp_path / "m", env=DiscreteObservations(space), demonstrations=demos)
+    np.testing.assert_array_equal(loaded.predict(obs[0], deterministic=True)[0], action)
 
 
 def test_one_critic_trains_and_too_large_a_subset_is_refused(pendulum_demos):

@@ -17,6 +17,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.preprocessing import get_obs_shape
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -282,9 +283,10 @@ def _as_dict(x: Any) -> dict:
 
 
 def _as_float(obs: np.ndarray | dict[str, np.ndarray], space: spaces.Space) -> np.ndarray | dict[str, np.ndarray]:
+    """Observations in the layout of SB3's buffers (its shape for each space: a Discrete one is stored as [n, 1])."""
     if isinstance(obs, dict):
-        return {k: np.asarray(obs[k], dtype=space[k].dtype).reshape(len(obs[k]), *space[k].shape) for k in space.keys()}
-    return np.asarray(obs, dtype=space.dtype).reshape(len(obs), *space.shape)
+        return {k: _as_float(obs[k], space[k]) for k in space.keys()}  # type: ignore[return-value]
+    return np.asarray(obs, dtype=space.dtype).reshape(len(obs), *get_obs_shape(space))  # type: ignore[misc]
 
 
 def _full_size(x: np.ndarray | dict[str, np.ndarray], rows: int) -> np.ndarray | dict[str, np.ndarray]:
