@@ -16,7 +16,9 @@ Evaluation: every `every` env steps (GoRL's counted decoder-data steps included)
 action (deterministic=True) on evaluation seeds 10_000 + i, never used for training or for choosing settings.
 Reported: IQM over seeds of the evaluation return with 95% stratified-bootstrap CIs (rliable), final and mean over
 the run, a learning-curve PNG per task, and each method's acting cost per env step (decoder included).
-Runs are JSON files under benchmarks/results/gorl/runs/; a finished run is not repeated.
+Runs are JSON files under benchmarks/results/gorl/runs/; a finished run is not repeated (each records GoRL's reward
+scale and Adam eps: runs made before reward_scale='auto' and eps 1e-8 became the defaults used x10 and eps 1e-5;
+delete them to measure the current defaults). The reward scale itself: benchmarks/gorl_reward_scale.py.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def execute(task: str, method: str, seed: int) -> dict:
         returns=returns,
         num_timesteps=int(model.num_timesteps),
         stage_history=getattr(model, "stage_history", []),
+        reward_scale=getattr(model, "reward_scale", None),
+        adam_eps=model.policy.optimizer.defaults.get("eps"),
         wall_seconds=time.perf_counter() - start,
     )
     path = run_path(task, method, seed)

@@ -1,11 +1,13 @@
 """GoRL: the latent policy on SB3's PPO, the frozen decoder and the stage schedule, against hand-checkable cases."""
 
 import csv
+import warnings
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -17,6 +19,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_expo import GoRL
+from sb3_expo.datasets.tasks import DMC_TASKS  # (registers GoRL's DeepMind Control task ids)
 from sb3_expo.gorl import GoRLPolicy
 from sb3_expo.gorl.gorl import LatentActionEnv
 
@@ -57,7 +60,8 @@ def test_stage_zero_is_gaussian_ppo_in_pre_tanh_space():
         seed=3,
     )
     kwargs = dict(features_extractor_class=FlattenExtractor)  # PPO has no running normaliser to update
-    gorl = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(1.0,), handoff="last", policy_kwargs=kwargs, **settings)
+    gorl = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(1.0,), handoff="last", reward_scale=10, policy_kwargs=kwargs,
+                **settings)  # fmt: skip
     ppo = PPO(
         GoRLPolicy, ScaleReward(TanhActions(gym.make("Pendulum-v1"))), policy_kwargs={**kwargs, "init_seed": 3}, **settings
     )
@@ -353,3 +357,118 @@ def test_any_budget_ends_within_a_rollout_with_every_stage_trained(budget, recwa
     assert bool(told) == (stages < 4)
     if stages == 1:
         assert "training stage 0 only" in told[0]
+
+
+# ----------------------------------------------------------------------------- the official optimiser and reward scale
+def first_update(model):
+    """One rollout and PPO's update alone: the actor's and critic's gradient norms at the first minibatch (before the
+    clip) and how far the update moves the latent mean over the rollout's states."""
+    policy = model.policy
+    actor = [*policy.mlp_extractor.policy_net.parameters(), *policy.action_net.parameters()]
+    critic = [*policy.mlp_extractor.value_net.parameters(), *policy.value_net.parameters()]
+    norms, clip = [], th.nn.utils.clip_grad_norm_
+
+    def recording_clip(parameters, max_norm, *args, **kwargs):
+        parameters = list(parameters)
+        clipped = {id(p) for p in parameters if p.grad is not None}
+        assert clipped == {id(p) for p in actor + critic}  # one clip over the latent policy and the value net together
+        norms.append([float(th.norm(th.stack([p.grad.norm() for p in ps]))) for ps in (actor, critic)])
+        return clip(parameters, max_norm, *args, **kwargs)
+
+    with warnings.catch_warnings():  # (a one-rollout budget: GoRL says it trains stage 0 only)
+        warnings.simplefilter("ignore")
+        _, callback = model._setup_learn(model.n_steps, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    obs = th.as_tensor(model.rollout_buffer.observations).reshape(model.n_steps, -1)
+    mean = lambda: policy.get_distribution(obs).distribution.mean.detach().clone()  # noqa: E731
+    before = mean()
+    th.nn.utils.clip_grad_norm_ = recording_clip
+    try:
+        PPO.train(model)
+    finally:
+        th.nn.utils.clip_grad_norm_ = clip
+    return norms[0], float((mean() - before).pow(2).mean().sqrt())
+
+
+def test_gorls_adam_has_eps_1e_8_in_every_stage_and_a_users_optimizer_kwargs_win():
+    model = GoRL("MlpPolicy", "Pendulum-v1", stage_fractions=(0.5, 0.5), handoff="last", decoder_data_steps=64, **TINY)
+    assert type(model.policy.optimizer) is th.optim.Adam and model.policy.optimizer.defaults["eps"] == 1e-8
+    optimized = {id(p) for group in model.policy.optimizer.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in model.policy.parameters() if p.requires_grad}  # one Adam: actor and critic
+    model.learn(448)
+    assert model.stage == 1 and model.policy.optimizer.defaults["eps"] == 1e-8  # the next stage's fresh optimizer too
+    mine = GoRL("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(optimizer_kwargs=dict(eps=1e-5, weight_decay=0.1)))
+    assert mine.policy.optimizer.defaults["eps"] == 1e-5 and mine.policy.optimizer.defaults["weight_decay"] == 0.1
+    sgd = GoRL("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(optimizer_class=th.optim.SGD))
+    assert "eps" not in sgd.policy.optimizer_kwargs
+
+
+def test_default_reward_scale_is_x10_on_dmc_and_x1_on_pendulum_where_x10_drowns_the_policys_first_step(tmp_path):
+    """GoRL's x10 is for DMC's [0, 1] rewards; on Pendulum's (down to -16 per step) it makes the value loss's gradient
+    take the shared clip: the default ('auto') keeps x10 on DMC and uses 1 elsewhere."""
+    assert GoRL("MlpPolicy", "HopperStandDMC-v0", **TINY).reward_scale == 10.0
+    settings = dict(n_steps=512, batch_size=64, n_epochs=4, seed=0)  # (the seed: the same first rollout for both)
+    default = GoRL("MlpPolicy", "Pendulum-v1", **settings)
+    (actor, critic), _ = first_update(default)
+    official = GoRL("MlpPolicy", "Pendulum-v1", reward_scale=10, **settings)
+    (actor_x10, critic_x10), _ = first_update(official)
+    assert default.reward_scale == 1.0 and official.reward_scale == 10
+    assert actor == pytest.approx(actor_x10, rel=1e-3)  # normalised advantages: the same policy gradient
+    assert critic_x10 > 9 * critic and critic_x10 > 1000 * actor_x10  # x10: the critic's gradient is the clip's norm
+    kept = lambda a, c: a * min(1.0, 0.5 / float(np.hypot(a, c)))  # noqa: E731  (the actor's gradient after the clip)
+    assert kept(actor, critic) > 5 * kept(actor_x10, critic_x10)
+    default.save(tmp_path / "gorl")  # the scale chosen is the model's: kept by save/load, with any env
+    assert GoRL.load(tmp_path / "gorl", env=gym.make("Pendulum-v1")).reward_scale == 1.0
+    with pytest.raises(ValueError, match="reward_scale='x10'"):
+        GoRL("MlpPolicy", "Pendulum-v1", reward_scale="x10")
+
+
+@pytest.mark.parametrize("env_id", sorted(DMC_TASKS))
+def test_the_papers_dmc_tasks_are_flat_gymnasium_envs_with_dmcs_episodes_and_rewards(env_id):
+    assert len(DMC_TASKS) == 6 and "HopperStandDMC-v0" in DMC_TASKS  # GoRL's six (registered on import)
+    env = gym.make(env_id)
+    assert env.spec.max_episode_steps == 1000
+    assert isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) == 1
+    assert isinstance(env.action_space, gym.spaces.Box) and np.all(env.action_space.low == -1)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, gym.make(env_id).reset(seed=0)[0])  # seeded
+    env.action_space.seed(0)
+    rewards, steps, done = [], 0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert obs in env.observation_space
+        rewards.append(float(reward))
+        steps += 1
+        done = terminated or truncated
+    assert steps == 1000 and truncated and not terminated  # DMC: 1000 steps, a time limit, never a termination
+    assert 0.0 <= min(rewards) and max(rewards) <= 1.0
+
+
+@pytest.mark.parametrize("space", [spaces.Discrete(4), spaces.MultiDiscrete([3, 2])], ids=str)
+def test_discrete_observations_are_refused_with_what_to_do(space):
+    """The docs' "Can I use?" table: GoRL's decoder reads the raw observation vector, so an index is refused clearly."""
+
+    class Discrete(gym.Env):
+        observation_space, action_space = space, spaces.Box(-1, 1, (2,), np.float32)
+
+    with pytest.raises(ValueError, match="One-hot encode"):
+        GoRL("MlpPolicy", Discrete())
+
+
+def test_multi_binary_observations_train_and_predict():
+    class Binary(gym.Env):
+        observation_space, action_space = spaces.MultiBinary(3), spaces.Box(-1, 1, (2,), np.float32)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            self.t = 0
+            return self.observation_space.sample(), {}
+
+        def step(self, action):
+            self.t += 1
+            return self.observation_space.sample(), -float(np.square(action).sum()), False, self.t >= 20, {}
+
+    model = GoRL("MlpPolicy", Binary(), n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    model.learn(64)
+    action = model.predict(np.array([1, 0, 1], dtype=np.int8), deterministic=True)[0]
+    assert action.shape == (2,) and np.all(np.abs(action) <= 1)

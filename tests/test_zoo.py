@@ -637,3 +637,25 @@ def test_rlpd_trains_enjoys_and_tunes_through_the_zoo(tmp_path):
     assert "Number of finished trials:  2" in out.stdout
     report = pd.read_csv(glob.glob(str(tmp_path / "logs/rlpd/report_Pendulum-v1_2-trials-*.csv"))[0])
     assert set(report["params_num_min_qs"]) <= {1, 2}
+
+
+def test_gorl_and_ppo_train_on_the_papers_dmc_task_through_the_zoo(tmp_path):
+    """HopperStandDMC-v0 (GoRL's headline task, flat observations): `--algo gorl` with its gorl.yml entry (x10 rewards),
+    and SB3's PPO baseline with `--gym-packages` and -conf hyperparams/ppo_dmc.yml."""
+    from sb3_expo import GoRL
+
+    env = ["--env", "HopperStandDMC-v0", "-f", "logs", "--seed", 0]
+    tiny = ["n_steps:64", "batch_size:64", "n_epochs:1", "decoder_fit_steps:20", "stage_evals:1", "eval_episodes:1"]
+    out = zoo("train", "--algo", "gorl", *env, "-n", 700, "-params", *tiny, cwd=tmp_path)
+    assert "training stages 0-1" in out.stderr  # 700 steps: two stages (and a refit) of the four
+    model = GoRL.load(tmp_path / "logs/gorl/HopperStandDMC-v0_1/HopperStandDMC-v0.zip")
+    assert model.stage == 1 and model.policy.decoder.fitted and model.reward_scale == 10.0
+    assert model.observation_space.shape == (15,) and model.batch_size == 64  # flat observations; -params won over gorl.yml
+    config = dict(yaml.unsafe_load((tmp_path / "logs/gorl/HopperStandDMC-v0_1/HopperStandDMC-v0/config.yml").read_text()))
+    assert config["n_timesteps"] == 1_000_000 and config["decoder_fit_steps"] == 20  # gorl.yml's entry, -params over it
+    ppo_dmc = Path(__file__).resolve().parents[1] / "hyperparams" / "ppo_dmc.yml"
+    params = ["-params", "n_steps:128", "batch_size:64", "n_epochs:1"]
+    zoo("train", "--algo", "ppo", *env, "-n", 128, "--gym-packages", "sb3_expo.datasets.tasks", "-conf", ppo_dmc, *params,
+        cwd=tmp_path)  # fmt: skip
+    config = dict(yaml.unsafe_load((tmp_path / "logs/ppo/HopperStandDMC-v0_1/HopperStandDMC-v0/config.yml").read_text()))
+    assert config["clip_range"] == 0.1 and "SiLU" in config["policy_kwargs"]  # ppo_dmc.yml's entry

@@ -7,6 +7,13 @@ its demonstrations (the wrappers declare it; EXPO applies it), and the SB3 Monit
   Needs the dataset on this machine (nothing is downloaded).
 - Adroit<Task>Binary-v1 (pen 100 steps, door and relocate 200): the paper's binary Adroit tasks: reward success - 1,
   full-length episodes (no termination at success), info['solved_fraction'] (the paper's metric) and is_success.
+- <Domain><Task>DMC-v0 (e.g. HopperStandDMC-v0): GoRL's six DeepMind Control tasks, dm_control's suite task through
+  shimmy's gymnasium env (dm_control/hopper-stand-v0) with its dict observation flattened (FlattenObservation, the
+  keys in sorted order), so that every SB3 algorithm's MlpPolicy takes it; 1000 steps, rewards in [0, 1] per step.
+  dm_control's own tasks, not MuJoCo Playground's MJX ports that the paper ran (their control steps differ), so the
+  returns are comparable in scale (at most 1000), not number for number. Needs dm-control and shimmy (the test
+  extra); the suite's models are in the dm-control package (nothing is downloaded). These ids are registered when
+  this module is imported, so `rl_zoo3 train --algo ppo ... --gym-packages sb3_expo.datasets.tasks` knows them too.
 
 The format generators below record episodes of the real envs in the official dataset layouts, so the loaders and
 the zoo entries are tested here without a download (they are not demonstrations of a policy).
@@ -52,6 +59,15 @@ ANTMAZE_TASKS = {
     "AntMazeMediumDiverseD4RL-v1": "D4RL/antmaze/medium-diverse-v1",
     "AntMazeMediumPlayD4RL-v1": "D4RL/antmaze/medium-play-v1",
 }
+DMC_TASKS = {  # GoRL's six tasks (docs/gorl-reference.md section 4): id -> dm_control suite (domain, task)
+    "CheetahRunDMC-v0": ("cheetah", "run"),
+    "FingerSpinDMC-v0": ("finger", "spin"),
+    "FingerTurnHardDMC-v0": ("finger", "turn_hard"),
+    "FishSwimDMC-v0": ("fish", "swim"),
+    "HopperStandDMC-v0": ("hopper", "stand"),
+    "WalkerWalkDMC-v0": ("walker", "walk"),
+}
+DMC_EPISODE_STEPS = 1000  # dm_control's suite: 1000 control steps (its own time limit; the spec says it too)
 ADROIT_TASKS = {  # the paper's horizons (pen 100, door and relocate 200)
     "AdroitPenBinary-v1": ("AdroitHandPen-v1", 100),
     "AdroitDoorBinary-v1": ("AdroitHandDoor-v1", 200),
@@ -73,11 +89,42 @@ def make_adroit_binary(env_id: str, max_episode_steps: int, **kwargs) -> gym.Env
     return SolvedFraction(SuccessInfo(BinarySuccessReward(env), terminate_on_success=False))
 
 
+def make_dm_control(domain: str, task: str, **kwargs) -> gym.Env:
+    """A DeepMind Control suite task as a gymnasium env with one flat Box observation (shimmy's env, flattened)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # dm_control's renderer probe: GLFW's "DISPLAY missing" on a headless machine
+            warnings.filterwarnings("ignore", module="glfw")
+            import shimmy
+
+            gym.register_envs(shimmy)  # (imports dm_control)
+    except ImportError as error:
+        raise ImportError(
+            "The DeepMind Control tasks need dm-control and shimmy: pip install 'dm-control==1.0.34' 'shimmy[dm-control]' "
+            "(or this package's test extra)."
+        ) from error
+    return gym.wrappers.FlattenObservation(gym.make(f"dm_control/{domain}-{task}-v0", **kwargs))
+
+
+def register_dm_control_envs() -> None:
+    """gymnasium ids for GoRL's DeepMind Control tasks (dm_control is imported only when one is made)."""
+    for env_id, (domain, task) in DMC_TASKS.items():
+        if env_id not in gym.registry:
+            gym.register(
+                env_id,
+                entry_point="sb3_expo.datasets.tasks:make_dm_control",
+                kwargs={"domain": domain, "task": task},
+                max_episode_steps=DMC_EPISODE_STEPS,
+            )
+
+
 def register_envs() -> None:
     """gymnasium ids for the paper's tasks (their modules are imported only when one is made)."""
     from sb3_expo.datasets.robosuite_tasks import register_envs as register_robomimic
 
     register_robomimic()
+    register_dm_control_envs()
     for env_id, dataset in ANTMAZE_TASKS.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point="sb3_expo.datasets.tasks:make_d4rl_antmaze", kwargs={"dataset": dataset})
@@ -148,3 +195,6 @@ def antmaze_large_format(max_episode_steps: int = 100) -> tuple[gym.Env, RandomA
     eval_spec.kwargs = {**eval_spec.kwargs, "maze_map": EVAL_MAZES["large"]}
     eval_spec.max_episode_steps = 1000
     return env, RandomActions(env), eval_spec
+
+
+register_dm_control_envs()  # on import: `--gym-packages sb3_expo.datasets.tasks` gives them to every zoo algorithm

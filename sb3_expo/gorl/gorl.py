@@ -11,6 +11,7 @@ own action units, as for every SB3 algorithm.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any, ClassVar, TypeVar
 
@@ -35,7 +36,8 @@ LATENT_BOUND = 1e4
 MIN_STAGE_ROLLOUTS = 3  # the fewest PPO updates a stage gets: a shorter one would hand over an untrained policy
 DICT_OBSERVATIONS = (
     "GoRL takes Box observations (its latent policy's running normaliser and its decoder read one flat vector): "
-    "flatten dict observations first, e.g. gymnasium.wrappers.FlattenObservation(env), and use 'MlpPolicy'."
+    "flatten dict observations first, e.g. gymnasium.wrappers.FlattenObservation(env), and use 'MlpPolicy' (the "
+    "DeepMind Control tasks: sb3_expo.datasets.tasks registers them flattened, e.g. HopperStandDMC-v0)."
 )
 
 
@@ -56,6 +58,29 @@ def _env_like(venv: VecEnv | None) -> gym.Env | None:
     if spec is None or (limit is None and spec.max_episode_steps is None):
         return None  # evaluation episodes might never end
     return gym.make(spec, max_episode_steps=limit) if limit else gym.make(spec)
+
+
+def is_dm_control(venv: VecEnv) -> bool:
+    """Whether the env is a DeepMind Control suite task (rewards in [0, 1] per step by the suite's design): shimmy's
+    dm_control/... ids, this package's <Domain><Task>DMC-v0 ids, or shimmy's dm_control env however it was made."""
+    from sb3_expo.datasets.tasks import DMC_TASKS
+
+    try:
+        spec = venv.get_attr("spec", indices=[0])[0]
+    except Exception:  # an env that cannot say (e.g. a VecEnv of another kind)
+        spec = None
+    if spec is not None and (spec.id.startswith("dm_control/") or spec.id in DMC_TASKS):
+        return True
+    while isinstance(venv, VecEnvWrapper):
+        venv = venv.venv
+    if isinstance(venv, DummyVecEnv):
+        return type(venv.envs[0].unwrapped).__module__.startswith("shimmy.dm_control")
+    return False
+
+
+def auto_reward_scale(venv: VecEnv) -> float:
+    """reward_scale='auto': GoRL's x10 where its rewards come from (DeepMind Control, [0, 1] per step), else 1."""
+    return 10.0 if is_dm_control(venv) else 1.0
 
 
 class LatentActionEnv(VecEnvWrapper):
@@ -149,7 +174,18 @@ class GoRL(PPO):
         v2 fits 50,000 steps of 8192), keeping the step with the best validation loss (v2: every 100 steps)
     :param decoder_val_fraction: episodes held out for validation (0.1, v2's episode-level split)
     :param decoder_target_clip: pre-tanh targets clipped to +-3 (v2; v1 does not clip)
-    :param reward_scale: rewards x 10 inside the PPO update (brax PPO config, v1/v2); logged returns stay raw
+    :param reward_scale: rewards times this inside the PPO update (value targets and GAE; logged returns stay raw).
+        "auto" (ours, default): 10 on DeepMind Control suite tasks (shimmy's dm_control/... envs and this package's
+        <Domain><Task>DMC-v0 ids), where rewards lie in [0, 1] per step and v1/v2 use 10 (brax PPO config), and 1
+        everywhere else (SB3's PPO: unscaled): x10 of a larger reward (Pendulum's, down to -16 per step) makes the
+        value loss's gradient the one norm clip that actor and critic share (the actor's part: 0.03% of it, x1: 0.3%),
+        and the first update moves the latent mean 1.5x less (2.2x with SB3's Adam eps 1e-5); returns at 50k steps
+        were level (benchmarks/results/gorl/reward_scale.md). A number is used as given; model.reward_scale holds it
+    :param policy_kwargs: the policy's (GoRLPolicy); its optimizer is Adam with eps 1e-8 (v1/v2: optax's Adam, whose
+        eps is 1e-8; SB3's PPO uses 1e-5) over the latent policy and the value net together, one gradient-norm clip
+        over both (max_grad_norm, as optax.clip_by_global_norm on the whole update): pass
+        policy_kwargs=dict(optimizer_kwargs=...) to change it (the user's optimizer_kwargs replace this default)
+
     PPO's own defaults here are GoRL's (playground brax config): learning_rate 1e-3, n_epochs 16, gamma 0.995,
     gae_lambda 0.95, ent_coef 0.01 (latent entropy, no tanh term), vf_coef 0.25, 32 minibatches per update
     (batch_size 64 of n_steps 2048: ours, scaled down from 30 x 2048 environments)
@@ -201,7 +237,7 @@ class GoRL(PPO):
         decoder_learning_rate: float = 3e-4,
         decoder_val_fraction: float = 0.1,
         decoder_target_clip: float | None = 3.0,
-        reward_scale: float = 10.0,
+        reward_scale: float | str = "auto",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -228,7 +264,9 @@ class GoRL(PPO):
             )
         if policy == "MultiInputPolicy":
             raise ValueError(DICT_OBSERVATIONS)
-        self.reward_scale = reward_scale
+        if reward_scale != "auto" and not isinstance(reward_scale, numbers.Real):
+            raise ValueError(f"reward_scale={reward_scale!r}: use 'auto' or a number.")
+        self.reward_scale = reward_scale  # 'auto' is resolved once the env is known (_connect_env)
         policy_kwargs = {**(policy_kwargs or {}), "decoder": decoder, "decoder_steps": decoder_steps}
         policy_kwargs.update(decoder_width=decoder_width, decoder_layers=decoder_layers, latent_init=latent_init)
         policy_kwargs.setdefault("init_seed", 0 if seed is None else int(seed))
@@ -293,6 +331,12 @@ class GoRL(PPO):
         venv = PPO._wrap_env(env, verbose, monitor_wrapper)
         if isinstance(venv.observation_space, spaces.Dict):
             raise ValueError(DICT_OBSERVATIONS)
+        if isinstance(venv.observation_space, (spaces.Discrete, spaces.MultiDiscrete)):
+            raise ValueError(
+                f"GoRL takes Box or MultiBinary observations, not {venv.observation_space}: its decoder reads the raw "
+                "observation vector, which for a discrete space is an index. One-hot encode it first (a gymnasium "
+                "ObservationWrapper returning a Box)."
+            )
         if unwrap_vec_normalize(venv) is not None:
             warnings.warn(
                 "GoRL normalises observations itself (its policy's running statistics, the decoder's fixed ones); "
@@ -312,7 +356,9 @@ class GoRL(PPO):
 
     def _connect_env(self) -> None:
         if isinstance(self.env, LatentActionEnv):
-            self.env.policy, self.env.reward_scale = self.policy, self.reward_scale
+            if self.reward_scale == "auto":  # once: a loaded or continued model keeps the scale its value net learnt
+                self.reward_scale = auto_reward_scale(self.env.venv)
+            self.env.policy, self.env.reward_scale = self.policy, float(self.reward_scale)
 
     def _setup_model(self) -> None:
         super()._setup_model()

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from sb3_expo.common.generative import DiffusionPolicy, FlowPolicy, TimeMLP
 
 STD_MIN, STD_MAX = 1e-3, 10.0  # GoRL: sigma = softplus(rho) + 1e-3, clipped to [1e-3, 10]
+ADAM_EPS = 1e-8  # GoRL's optimizer: optax.scale_by_adam's default eps (v1/v2)
 
 
 class RunningObsNorm(BaseFeaturesExtractor):
@@ -129,6 +130,9 @@ class GoRLPolicy(ActorCriticPolicy):
     :param latent_init: "default" (GoRL v1: a fresh head gives mu ~ 0, sigma ~ 0.69) or "gaussian" (v2's option:
         the head's weights zeroed and its bias set so that z ~ N(0, I) exactly, the prior the decoder was fitted on)
     :param init_seed: seed of the latent policy's initialisation, the same at every stage (GoRL v1)
+    :param optimizer_kwargs: the optimizer's (default: Adam with eps 1e-8, GoRL's optax Adam; SB3's PPO uses 1e-5).
+        One optimizer over the latent policy and the value net, as GoRL's single Adam; given optimizer_kwargs replace
+        this default (torch's Adam eps is 1e-8 too)
     """
 
     def __init__(
@@ -157,6 +161,8 @@ class GoRLPolicy(ActorCriticPolicy):
         self.latent_penalty = 0.0  # lambda_z; GoRL sets it per stage
         self.ent_coef = 0.01  # PPO's entropy coefficient, which the penalty rides on (see evaluate_actions)
         kwargs.setdefault("ortho_init", False)  # GoRL's init instead (reset_latent_policy)
+        if kwargs.get("optimizer_kwargs") is None and kwargs.get("optimizer_class", th.optim.Adam) is th.optim.Adam:
+            kwargs["optimizer_kwargs"] = {"eps": ADAM_EPS}  # GoRL's Adam (optax's eps); SB3's default would be 1e-5
         super().__init__(
             observation_space,
             action_space,
