@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sb3-expo-installed
 
-.PHONY: demo test install clean postgres
+.PHONY: demo test docs install clean postgres
 
 $(STAMP): pyproject.toml Makefile _sb3_expo_zoo_hook.py sb3_expo_zoo.pth
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 test: $(STAMP) postgres
 	$(PY) -m pytest -q -ra
 
+# The documentation site, with warnings as errors (make test builds it too, in tests/test_docs.py).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 # The shared-storage tuning test starts its own PostgreSQL server on 127.0.0.1 (skips, saying why, without one).
 postgres:
 	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
@@ -31,4 +36,4 @@ postgres:
 		|| echo "PostgreSQL could not be installed: its test will skip"; }
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out docs/_build

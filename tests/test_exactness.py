@@ -128,7 +128,7 @@ def _recorded_gradients(model) -> dict[str, list[th.Tensor]]:
 def test_bf16_update_stays_within_tolerance_of_fp32_on_the_same_batch():
     """precision="bf16" (mixed precision for the whole update) on the same minibatches and noise as fp32.
 
-    Stated tolerance (README, Mixed precision): every gradient the critic, edit and base optimizers step with has
+    Stated tolerance (docs/guide/performance.md): every gradient the critic, edit and base optimizers step with has
     cosine similarity >= 0.99 with fp32's and a relative error <= 10%; the logged critic loss and TD targets
     agree within 2%. Q values, losses and master weights are float32 either way.
     """

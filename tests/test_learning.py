@@ -9,7 +9,7 @@ BUDGET = 3000  # environment steps; MountainCarContinuous episodes last up to 99
 
 
 def test_expo_with_five_demos_solves_mountain_car_where_sac_without_does_not():
-    """Success is read at 2500 and 3000 steps: once solved, a run can dip at a single evaluation (README, Results)."""
+    """Success is read at 2500 and 3000 steps: once solved, a run can dip at a single evaluation (docs: EXPO, Results)."""
     demos = demonstrations(5)
     assert demos.success_rate == 1.0  # the scripted expert really succeeds
     expo = EXPO("MlpPolicy", ENV_ID, demonstrations=demos, seed=0, **CPU_CONFIG).learn(BUDGET - 500)

@@ -16,7 +16,7 @@ ALGO = {k: v for k, v in SMALL.items() if k != "policy_kwargs"}
 
 
 class MyDiffusionPolicy(nn.Module):
-    """A small DDPM written in plain PyTorch, without sb3_expo: what a user brings from elsewhere (README example).
+    """A small DDPM written in plain PyTorch, without sb3_expo: what a user brings from elsewhere (docs: base policies).
 
     It provides what EXPO needs of a base policy: obs_dim / action_dim, draw_noise, sample (in [-1, 1]) and loss.
     """

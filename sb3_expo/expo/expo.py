@@ -40,7 +40,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
     Expressive Policy Optimization: a diffusion base policy trained by imitation only, a small Gaussian edit
     policy that moves base actions by at most ``edit_beta`` toward higher Q, and a critic ensemble; actions
     (and TD targets) come from the best of N base samples plus K edited ones.
-    Paper: https://arxiv.org/abs/2507.07986. Defaults are the paper's Table 1 unless the README says otherwise.
+    Paper: https://arxiv.org/abs/2507.07986. Defaults are the paper's Table 1 unless docs/modules/expo.md says otherwise.
 
     :param policy: "MlpPolicy", "MultiInputPolicy" (Dict observations) or an ExpoPolicy subclass
     :param env: the environment (continuous, bounded actions)
@@ -61,7 +61,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
     :param ent_coef: "auto" (learned, start 1.0), "auto_<init>", or a fixed float
     :param target_entropy: "auto" is -d/2 (reference), or a float
     :param adjust_target_entropy: use -d/2 + d*log(beta) instead (reference option, off by default)
-    :param max_log_ent_coef: bound on |log alpha| so alpha can never overflow (ours; the reference has none)
+    :param max_log_ent_coef: bound on ``|log alpha|`` so alpha can never overflow (ours; the reference has none)
     :param clip_edited_actions: store clip(a, -1, 1) in the buffer instead of the raw edited action
     :param deterministic_mode: what predict(deterministic=True) means: "fixed" (default: a fixed noise draw for the
         base samples, the mean edit and the expected subset-min choice, so the same observation always gets the same
@@ -73,7 +73,7 @@ class EXPO(DemonstrationLearning, OffPolicyAlgorithm):
         for the whole update: the backup's denoising chain and acting sample from bfloat16 copies of the base
         policy's weights, the critic, edit and base steps and the candidate selection run their matmuls under bf16
         autocast; master weights, optimizer state, gradients, losses, Q values, the sampler's state, time features,
-        log-probabilities and the temperature stay float32 (ours; README "Mixed precision"). Saved with the model.
+        log-probabilities and the temperature stay float32 (ours; docs/guide/performance.md). Saved with the model.
     :param bf16_sampler: deprecated: True is precision="bf16", False precision="fp32"
     :param torch_compile: run the hot paths, the denoising chain (acting and backup) and the critic ensemble, through
         torch.compile, with CUDA graphs on CUDA (ours, off by default: a minute or two of compilation at the first

@@ -105,7 +105,7 @@ class ExpoPolicy(BasePolicy):
         or SB3's dict(pi=[...], qf=[...]) (pi: the edit policy, qf: the critics)
     :param n_critics: critic ensemble size (10)
     :param base: the base policy: "ddpm" (the paper's), "ddim" (the same model, deterministic DDIM sampler), "flow"
-        (rectified flow, Euler steps), a GenerativePolicy class (built as cls(obs_dim=, action_dim=, **base_kwargs)),
+        (rectified flow, Euler steps), a GenerativePolicy class (built as ``cls(obs_dim=, action_dim=, **base_kwargs)``),
         or a pretrained instance (see sb3_expo.common.generative.base for the interface)
     :param base_kwargs: extra keyword arguments of the base policy's constructor
     :param diffusion_steps: T, the sampler's step count of the built-in bases (10)

@@ -40,7 +40,8 @@ class RLPD(DemonstrationLearning, SAC):
     :param demonstrations: Transitions or a source string for ``sb3_expo.datasets.load_demonstrations``; None: online
     :param demo_ratio: fraction of each batch from demonstrations (0.5 with demonstrations: RLPD's symmetric sampling)
     :param num_min_qs: target critics in the random subset whose min is bootstrapped (2; min(2, n_critics) by default)
-    :param backup_entropy: subtract alpha * log pi(a'|s') in the target (RLPD: True)
+    :param backup_entropy: subtract ``alpha * log pi(a'|s')`` in the target (RLPD: True)
+
     Other arguments are SAC's, and so are the policy aliases (MlpPolicy, CnnPolicy for images, MultiInputPolicy);
     ``policy_kwargs`` takes ``n_critics`` (10), ``critic_layer_norm`` (True) and ``net_arch`` (256 x 2, or
     dict(pi=..., qf=...)).

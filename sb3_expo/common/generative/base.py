@@ -56,7 +56,7 @@ class DenoisingPolicy(GenerativePolicy):
     n_steps: int
     # Rows per sampler chunk on CPU, so the [rows, 4 * width] intermediates stay in cache. Measured on the 2-core CI
     # CPU (benchmarks/throughput.py, 40,960 rows): fp32 50% of the matmul peak unchunked, 90% in chunks of 1024. The
-    # bf16 copy uses the same size (every bf16 figure in the README was measured so). GPUs are not chunked.
+    # bf16 copy uses the same size (every bf16 figure in docs/guide/performance.md was measured so). GPUs are not chunked.
     CPU_CHUNK_ROWS = 1024
 
     def sample(self, obs: th.Tensor, noise: th.Tensor | None = None, net: nn.Module | None = None) -> th.Tensor:
