@@ -1,0 +1,3 @@
+from gym.utils import seeding
+
+__all__ = ["seeding"]
