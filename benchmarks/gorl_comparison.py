@@ -95,29 +95,36 @@ def build(task: str, method: str, seed: int):
     return GoRL("MlpPolicy", task, seed=seed, **{**gorl_entry(task), **spec})
 
 
+def learn_with_evaluations(model: Any, task: str, steps_budget: int, every: int, episodes: int) -> tuple[list, list]:
+    """Trains for the budget, evaluating at step 0 and at each multiple of `every` that num_timesteps has crossed
+    (GoRL's refits jump it), the last ones after training; returns the evaluation steps and returns."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    steps, returns = [0], [evaluate(model, task, episodes)]
+
+    def catch_up(current: Any, upto: int) -> None:
+        while upto >= steps[-1] + every and steps[-1] + every <= steps_budget:
+            steps.append(steps[-1] + every)
+            returns.append(evaluate(current, task, episodes))
+
+    class Evaluations(BaseCallback):
+        def _on_step(self) -> bool:
+            catch_up(self.model, self.num_timesteps)
+            return True
+
+    model.learn(steps_budget, callback=Evaluations())
+    catch_up(model, steps_budget)  # an evaluation point reached by the last rollout or refit
+    return steps, returns
+
+
 def execute(task: str, method: str, seed: int) -> dict:
     import torch as th
-    from stable_baselines3.common.callbacks import BaseCallback
 
     th.set_num_threads(1)
     cfg = TASKS[task]
     model = build(task, method, seed)
-    steps, returns = [0], [evaluate(model, task, cfg["episodes"])]
-
-    class Evaluations(BaseCallback):
-        """Evaluates at each multiple of `every` that num_timesteps has crossed (GoRL's refits jump it)."""
-
-        def _on_step(self) -> bool:
-            while self.num_timesteps >= steps[-1] + cfg["every"] and steps[-1] + cfg["every"] <= cfg["steps"]:
-                steps.append(steps[-1] + cfg["every"])
-                returns.append(evaluate(self.model, task, cfg["episodes"]))
-            return True
-
     start = time.perf_counter()
-    model.learn(cfg["steps"], callback=Evaluations())
-    while steps[-1] + cfg["every"] <= cfg["steps"]:  # an evaluation point reached by the last rollout or refit
-        steps.append(steps[-1] + cfg["every"])
-        returns.append(evaluate(model, task, cfg["episodes"]))
+    steps, returns = learn_with_evaluations(model, task, cfg["steps"], cfg["every"], cfg["episodes"])
     record = dict(
         task=task,
         method=method,

@@ -37,7 +37,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gorl_comparison import evaluate, gorl_entry  # held-out evaluation seeds, the task's gorl.yml entry (same folder)
+from gorl_comparison import (  # held-out evaluation seeds, the task's gorl.yml entry, its evaluations (same folder)
+    gorl_entry,
+    learn_with_evaluations,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gorl"
@@ -146,7 +149,6 @@ def run_path(task: str, scale: float, seed: int) -> Path:
 
 def execute(task: str, scale: float, seed: int, learn: bool = True) -> dict[str, Any]:
     import torch as th
-    from stable_baselines3.common.callbacks import BaseCallback
 
     th.set_num_threads(1)
     cfg = TASKS[task]
@@ -155,19 +157,7 @@ def execute(task: str, scale: float, seed: int, learn: bool = True) -> dict[str,
     record[OLD_EPS] = first_update(task, scale, seed, eps=1e-5)
     if cfg["steps"] and learn:
         model = build(task, scale, seed)
-        steps, returns = [0], [evaluate(model, task, cfg["episodes"])]
-
-        class Evaluations(BaseCallback):
-            def _on_step(self) -> bool:
-                while self.num_timesteps >= steps[-1] + cfg["every"] and steps[-1] + cfg["every"] <= cfg["steps"]:
-                    steps.append(steps[-1] + cfg["every"])
-                    returns.append(evaluate(self.model, task, cfg["episodes"]))
-                return True
-
-        model.learn(cfg["steps"], callback=Evaluations())
-        while steps[-1] + cfg["every"] <= cfg["steps"]:
-            steps.append(steps[-1] + cfg["every"])
-            returns.append(evaluate(model, task, cfg["episodes"]))
+        steps, returns = learn_with_evaluations(model, task, cfg["steps"], cfg["every"], cfg["episodes"])
         record.update(steps=steps, returns=returns, stages=int(model.stage) + 1)
     record["wall_seconds"] = time.perf_counter() - start
     path = run_path(task, scale, seed)
