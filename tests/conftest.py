@@ -2,6 +2,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 
 from sb3_expo.datasets import collect_demonstrations, mountain_car_expert
 
@@ -30,3 +31,21 @@ def pendulum_demos():
     env = gym.make("Pendulum-v1", max_episode_steps=50)
     rng = np.random.default_rng(0)
     return collect_demonstrations(env, lambda obs: rng.uniform(-2, 2, size=1).astype(np.float32), n_episodes=2)
+
+
+class AnyObservations(gym.Env):
+    """Box actions and observations of any space (e.g. Discrete: SB3 one-hot encodes them); 20-step episodes."""
+
+    action_space = spaces.Box(-1, 1, (2,), np.float32)
+
+    def __init__(self, observation_space):
+        self.observation_space = observation_space
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.observation_space.sample(), -float(np.square(action).sum()), False, self.t >= 20, {}

@@ -23,6 +23,8 @@ from sb3_expo.datasets.tasks import DMC_TASKS  # (registers GoRL's DeepMind Cont
 from sb3_expo.gorl import GoRLPolicy
 from sb3_expo.gorl.gorl import LatentActionEnv
 
+from .conftest import AnyObservations
+
 TINY = dict(n_steps=64, batch_size=32, n_epochs=2, decoder_fit_steps=100, decoder_batch_size=128)
 
 
@@ -456,19 +458,134 @@ def test_discrete_observations_are_refused_with_what_to_do(space):
 
 
 def test_multi_binary_observations_train_and_predict():
-    class Binary(gym.Env):
-        observation_space, action_space = spaces.MultiBinary(3), spaces.Box(-1, 1, (2,), np.float32)
-
-        def reset(self, seed=None, options=None):
-            super().reset(seed=seed)
-            self.t = 0
-            return self.observation_space.sample(), {}
-
-        def step(self, action):
-            self.t += 1
-            return self.observation_space.sample(), -float(np.square(action).sum()), False, self.t >= 20, {}
-
-    model = GoRL("MlpPolicy", Binary(), n_steps=64, batch_size=32, n_epochs=2, seed=0)
+    model = GoRL("MlpPolicy", AnyObservations(spaces.MultiBinary(3)), n_steps=64, batch_size=32, n_epochs=2, seed=0)
     model.learn(64)
     action = model.predict(np.array([1, 0, 1], dtype=np.int8), deterministic=True)[0]
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
+
+
+# ----------------------------------------------------------------------------- v2's diffusion recipe, data-sized fits
+def as_number(value):
+    return value(1.0) if callable(value) else value
+
+
+def test_the_recipes_set_each_stages_settings_and_explicit_arguments_win():
+    v1 = GoRL("MlpPolicy", "Pendulum-v1", **TINY)
+    v2 = GoRL("MlpPolicy", "Pendulum-v1", recipe="v2-diffusion", **TINY)
+    assert (v1.recipe, v1.decoder, v1.latent_reset, v1.decoder_pair_weight) == ("v1-flow", "flow", "fresh", 0.0)
+    assert (v2.recipe, v2.decoder, v2.latent_reset, v2.decoder_pair_weight) == ("v2-diffusion", "ddim", "warm", 1e-3)
+    assert v2.policy.decoder.kind == "ddim"
+    generative = v2.policy.decoder.fresh_generative()  # v2's DDIM form: epsilon_delta on linear alpha-bar, scale 0.25
+    assert (generative.parameterization, generative.schedule, generative.output_scale) == (
+        "epsilon_delta",
+        "linear_alpha_bar",
+        0.25,
+    )
+    columns = ("learning_rate", "clip_range", "max_grad_norm", "latent_penalty", "warm_start")
+    table = lambda model: [tuple(as_number(model.stage_settings(k)[c]) for c in columns) for k in range(4)]  # noqa: E731
+    assert table(v1) == [(1e-3, 0.15, 0.5, 5e-4, False)] + [(1e-3, 0.3, 1.0, 1e-3, False)] * 3  # v1 (run_gorl_fm.py)
+    assert table(v2) == [  # v2 gorl_diffusion (docs/gorl-reference.md section 3.2's table)
+        (1e-3, 0.15, 0.5, 5e-4, False),
+        (3e-4, 0.15, 0.5, 1e-3, True),
+        (1e-4, 0.15, 0.5, 1e-3, True),
+        (1e-4, 0.15, 0.5, 1e-3, True),
+    ]
+    mine = GoRL("MlpPolicy", "Pendulum-v1", recipe="v2-diffusion", decoder="flow", later_clip_range=0.3,
+                later_max_grad_norm=1.0, later_learning_rate=5e-4, latent_reset="fresh", decoder_pair_weight=0,
+                learning_rate=2e-3, **TINY)  # fmt: skip
+    assert (mine.decoder, mine.latent_reset, mine.decoder_pair_weight) == ("flow", "fresh", 0.0)
+    assert table(mine)[0][0] == 2e-3 and table(mine)[1:] == [(5e-4, 0.3, 1.0, 1e-3, False)] * 3
+    partly = GoRL("MlpPolicy", "Pendulum-v1", recipe="v2-diffusion", later_clip_range=0.2, **TINY)  # one value overridden
+    assert table(partly)[1] == (3e-4, 0.2, 0.5, 1e-3, True) and partly.decoder == "ddim"
+    with pytest.raises(ValueError, match="recipe='v3'"):
+        GoRL("MlpPolicy", "Pendulum-v1", recipe="v3")
+
+
+def test_the_v2_diffusion_recipe_runs_through_stage_switches_with_its_settings(tmp_path):
+    """Three stages: at each switch the best latent policy is carried over (weights and observation statistics) with a
+    fresh Adam, the decoder is a DDIM fitted with the pairwise term on the recorded latents, and the stage's PPO
+    settings are in force (stage 1: lr 3e-4, stage 2: 1e-4; clip 0.15, grad norm 0.5, lambda_z 1e-3)."""
+    model = GoRL("MlpPolicy", "Pendulum-v1", recipe="v2-diffusion", stage_fractions=(1, 1, 1), stage_evals=1, eval_episodes=1,
+                 decoder_data_steps=64, seed=0, **TINY)  # fmt: skip
+    seen, original = [], model.next_stage
+
+    def next_stage():
+        best = {k: v.clone() for k, v in model.policy.best.state_dict().items()}
+        original()
+        policy = model.policy
+        now = {f"{n}.{k}": v for n, m in policy._latent_modules().items() for k, v in m.state_dict().items()}
+        assert best.keys() == now.keys() and all(th.equal(best[k], now[k]) for k in best)  # the best policy, carried over
+        assert float(policy.features_extractor.count) > 0  # with its observation statistics
+        assert not policy.optimizer.state  # a fresh Adam
+        seen.append(
+            (policy.optimizer.param_groups[0]["lr"], model.clip_range(1.0), model.max_grad_norm, policy.latent_penalty)
+        )
+
+    model.next_stage = next_stage
+    model.learn(3 * 3 * 64 + 2 * 64)
+    assert model.stage == 2 and seen == [(3e-4, 0.15, 0.5, 1e-3), (1e-4, 0.15, 0.5, 1e-3)]
+    assert model.policy.optimizer.param_groups[0]["lr"] == 1e-4  # PPO's updates in stage 2 ran at it
+    assert model.policy.decoder.kind == "ddim" and all("pair_loss" in h for h in model.stage_history)
+    del model.next_stage  # (the wrapper above: not part of the model)
+    model.save(tmp_path / "gorl")
+    loaded = GoRL.load(tmp_path / "gorl", env=gym.make("Pendulum-v1"))
+    assert loaded.stage == 2 and loaded.lr_schedule(1.0) == 1e-4 and loaded.recipe == "v2-diffusion"
+
+
+class TwoDimActions(gym.Env):
+    observation_space, action_space = spaces.Box(-1, 1, (3,), np.float32), spaces.Box(-1, 1, (2,), np.float32)
+
+
+def test_the_pairwise_loss_ties_the_decoder_to_the_recorded_latents_through_the_decode():
+    """u is the recorded z turned by 90 degrees: N(0, I) either way, so the plain loss fits the marginal (and the
+    zero-initialised decoder, the identity, already has it) without tying z to u; the pairwise term, whose gradient runs
+    through the 10-step decode, does."""
+    rng = np.random.default_rng(0)
+    n = 2048
+    obs = rng.normal(size=(n, 3)).astype(np.float32)
+    z = rng.normal(size=(n, 2)).astype(np.float32)
+    u = np.stack([-z[:, 1], z[:, 0]], axis=1)
+    errors = {}
+    for weight in (0.0, 0.5):  # (v2 uses 1e-3 on millions of steps; a larger weight shows it in a few hundred)
+        model = GoRL("MlpPolicy", TwoDimActions(), recipe="v2-diffusion", decoder_pair_weight=weight, seed=0,
+                     decoder_batch_size=256, decoder_epochs=40, decoder_patience=None, decoder_min_fit_steps=0)  # fmt: skip
+        fit = model.fit_decoder(obs, u, np.arange(n) // 64, latents=z)
+        assert ("pair_loss" in fit) == (weight > 0)
+        with th.no_grad():
+            decoded = model.policy.decoder(th.as_tensor(obs), th.as_tensor(z)).numpy()
+        errors[weight] = float(np.mean((decoded - u) ** 2))
+    assert errors[0.0] > 1.5  # ~2: the identity's E|Rz - z|^2 per dimension
+    assert errors[0.5] < 0.1, errors  # (measured: 1.88 without the term, 0.004 with it)
+
+
+def test_the_decoder_fit_is_sized_by_the_data_and_stops_early_keeping_the_best_weights():
+    model = GoRL("MlpPolicy", "Pendulum-v1", decoder_batch_size=128, decoder_epochs=2, decoder_patience=None,
+                 decoder_min_fit_steps=0, seed=0)  # fmt: skip
+    assert model.decoder_fit_steps is None  # no cap by default
+    rng = np.random.default_rng(0)
+    fits = []
+    for n in (1000, 4000):
+        obs, u = rng.normal(size=(n, 3)).astype(np.float32), rng.normal(size=(n, 1)).astype(np.float32)
+        fits.append(model.fit_decoder(obs, u, np.arange(n) // 50))
+    assert [f["fit_epochs"] for f in fits] == [2, 2]
+    assert fits[0]["fit_steps"] in (12, 14) and fits[1]["fit_steps"] in (56, 58)  # 2 x floor(~900 / 128), 2 x ~3600 / 128
+    assert model.decoder_fit_plan(100) == (100, 1, 2)  # less data than a batch: one full batch per epoch
+    model.decoder_min_fit_steps = 500
+    assert model.decoder_fit_plan(100) == (100, 1, 500)  # the floor
+    model.decoder_fit_steps = 30
+    assert model.decoder_fit_plan(100_000)[2] == 30 and model.decoder_fit_plan(100)[2] == 30  # the cap wins
+    # early stop: a scripted validation curve; the best epoch is the 2nd, patience 3 -> it stops after the 5th
+    model.decoder_fit_steps, model.decoder_min_fit_steps, model.decoder_epochs, model.decoder_patience = None, 0, 50, 3
+    curve, snapshots = iter([1.0, 0.5, 0.7, 0.6, 0.8, 0.9, 1.0]), []
+
+    def validation(generative, *args):
+        snapshots.append({k: v.clone() for k, v in generative.state_dict().items()})
+        return next(curve)
+
+    model._validation_loss = validation
+    obs, u = rng.normal(size=(1000, 3)).astype(np.float32), rng.normal(size=(1000, 1)).astype(np.float32)
+    fit = model.fit_decoder(obs, u, np.arange(1000) // 50)
+    assert (fit["fit_epochs"], fit["best_epoch"], fit["val_loss"], len(snapshots)) == (5, 2, 0.5, 5)
+    kept = model.policy.decoder.generative.state_dict()
+    assert all(th.equal(kept[k], snapshots[1][k]) for k in kept)  # the best epoch's weights, not the last one's
+    assert not all(th.equal(kept[k], snapshots[-1][k]) for k in kept)

@@ -16,7 +16,7 @@ from torch import nn
 from sb3_expo import EXPO, RLPD, DemoReplayBuffer, Transitions
 from sb3_expo.expo.policies import EditPolicy
 
-from .conftest import SMALL
+from .conftest import SMALL, AnyObservations
 
 
 def make(env="Pendulum-v1", **kwargs):
@@ -146,24 +146,6 @@ def test_multi_dimensional_box_actions_learn_save_and_load(tmp_path):
     loaded.learn(10, reset_num_timesteps=False)
 
 
-class DiscreteObservations(gym.Env):
-    """Box actions, non-Box observations (SB3 one-hot encodes Discrete and MultiDiscrete ones)."""
-
-    action_space = spaces.Box(-1, 1, (2,), np.float32)
-
-    def __init__(self, observation_space):
-        self.observation_space = observation_space
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return self.observation_space.sample(), {}
-
-    def step(self, action):
-        self.t += 1
-        return self.observation_space.sample(), -float(np.square(action).sum()), False, self.t >= 20, {}
-
-
 @pytest.mark.parametrize("algo", ["EXPO", "RLPD"])
 @pytest.mark.parametrize("space", [spaces.Discrete(4), spaces.MultiDiscrete([3, 2]), spaces.MultiBinary(3)], ids=str)
 def test_discrete_observations_learn_from_demonstrations_save_and_load(algo, space, tmp_path):
@@ -178,12 +160,12 @@ def test_discrete_observations_learn_from_demonstrations_save_and_load(algo, spa
         if algo == "EXPO"
         else dict(batch_size=32, gradient_steps=2, learning_starts=20, policy_kwargs=dict(net_arch=[32], n_critics=2))
     )
-    model = cls("MlpPolicy", DiscreteObservations(space), demonstrations=demos, seed=0, **kwargs)
+    model = cls("MlpPolicy", AnyObservations(space), demonstrations=demos, seed=0, **kwargs)
     model.learn(40)
     action = model.predict(obs[0], deterministic=True)[0]
     assert action.shape == (2,) and np.all(np.abs(action) <= 1)
     model.save(tmp_path / "m")
-    loaded = cls.load(tmp_path / "m", env=DiscreteObservations(space), demonstrations=demos)
+    loaded = cls.load(tmp_path / "m", env=AnyObservations(space), demonstrations=demos)
     np.testing.assert_array_equal(loaded.predict(obs[0], deterministic=True)[0], action)
 
 

@@ -1,4 +1,4 @@
-from sb3_expo.gorl.gorl import GoRL, LatentActionEnv
+from sb3_expo.gorl.gorl import RECIPES, GoRL, LatentActionEnv
 from sb3_expo.gorl.policies import GoRLPolicy, MlpPolicy
 
-__all__ = ["GoRL", "GoRLPolicy", "LatentActionEnv", "MlpPolicy"]
+__all__ = ["RECIPES", "GoRL", "GoRLPolicy", "LatentActionEnv", "MlpPolicy"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
@@ -25,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import ConstantSchedule
+from stable_baselines3.common.utils import ConstantSchedule, update_learning_rate
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_normalize
 
 from sb3_expo.common.callbacks import refuse_parallel_training
@@ -34,6 +35,28 @@ from sb3_expo.gorl.policies import GoRLPolicy, MlpPolicy
 SelfGoRL = TypeVar("SelfGoRL", bound="GoRL")
 LATENT_BOUND = 1e4
 MIN_STAGE_ROLLOUTS = 3  # the fewest PPO updates a stage gets: a shorter one would hand over an untrained policy
+# The official code's settings, by name (docs/gorl-reference.md sections 3.1-3.4): the values a recipe sets for the
+# arguments left at None; an argument given explicitly wins over its recipe.
+RECIPES: dict[str, dict[str, Any]] = {
+    # v1's flow pipeline (run_gorl_fm.py): the paper's figure
+    "v1-flow": dict(
+        decoder="flow",
+        later_learning_rate=None,  # the stage-0 learning rate throughout (1e-3)
+        later_clip_range=0.3,
+        later_max_grad_norm=1.0,
+        latent_reset="fresh",
+        decoder_pair_weight=0.0,
+    ),
+    # v2's gorl_diffusion as v2 runs it on dm_control (configs/methods/gorl_diffusion.toml)
+    "v2-diffusion": dict(
+        decoder="ddim",  # epsilon_delta + linear_alpha_bar, output scale 0.25, 64 x 4
+        later_learning_rate=(3e-4, 1e-4),  # stage 1: 3e-4, stages 2+: 1e-4
+        later_clip_range=0.15,
+        later_max_grad_norm=0.5,
+        latent_reset="warm",  # the previous best latent policy and its observation statistics, a fresh Adam
+        decoder_pair_weight=1e-3,
+    ),
+}
 DICT_OBSERVATIONS = (
     "GoRL takes Box observations (its latent policy's running normaliser and its decoder read one flat vector): "
     "flatten dict observations first, e.g. gymnasium.wrappers.FlattenObservation(env), and use 'MlpPolicy' (the "
@@ -144,11 +167,23 @@ class GoRL(PPO):
     paper's figure), v2 = its later release, ours = chosen here, usually because the official value needs 2048 MJX
     environments.
 
-    :param decoder: "flow" (rectified flow; v1 and v2 "gorl_fm") or "ddim" (v2 "gorl_diffusion" form)
+    :param recipe: the official setting the arguments left at None take their values from (an argument given
+        explicitly always wins over its recipe's value). "v1-flow" (default): v1's flow pipeline, the paper's figure:
+        decoder "flow", later_clip_range 0.3, later_max_grad_norm 1.0, learning rate 1e-3 in every stage,
+        latent_reset "fresh", no pairwise decoder loss. "v2-diffusion": v2's gorl_diffusion as v2 runs it on
+        DeepMind Control: decoder "ddim", later_clip_range 0.15, later_max_grad_norm 0.5, later_learning_rate
+        (3e-4, 1e-4) (stage 1: 3e-4, stages 2+: 1e-4), latent_reset "warm", decoder_pair_weight 1e-3. Both: stage 0
+        with clip 0.15, grad norm 0.5, lr 1e-3, latent penalty 5e-4 -> 1e-3 (v1 and v2 alike); stage_settings(k)
+        gives a stage's values
+    :param decoder: "flow" (rectified flow; v1 and v2 "gorl_fm") or "ddim" (v2 "gorl_diffusion": its epsilon_delta
+        parameterisation and linear_alpha_bar schedule, output scale 0.25); None: the recipe's
     :param decoder_steps: sampler steps (10, v1/v2); decoder_width, decoder_layers: the MLP (64 x 4, v1 pipeline)
     :param stage_fractions: the stages' shares of the budget (1/3, 1/3, 1/6, 1/6: v1 and v2's 60M/60M/30M/30M)
-    :param clip_range, later_clip_range: PPO clip in stage 0 and later stages (0.15, 0.3: v1; v2 diffusion keeps 0.15);
-        a clip_range schedule applies to stage 0 only
+    :param learning_rate, later_learning_rate: the latent policy's learning rate in stage 0 (1e-3: v1/v2; a schedule
+        applies to stage 0, and to every stage while later_learning_rate is None) and in later stages: a number, or one
+        per later stage with the last repeating (None: learning_rate runs on, v1; v2 diffusion: (3e-4, 1e-4))
+    :param clip_range, later_clip_range: PPO clip in stage 0 and later stages (0.15, 0.3: v1; v2 diffusion keeps 0.15;
+        None: the recipe's); a clip_range schedule applies to stage 0 only
     :param clip_range_vf: PPO's value clipping (None: off, as officially and in SB3); the same in every stage: it bounds
         each update's value change around that rollout's own values, which a stage switch does not change. It is in
         the units of the scaled rewards (reward_scale), as GoRL's value net is
@@ -156,10 +191,12 @@ class GoRL(PPO):
         (the official code normalises advantages per minibatch, as PPO's default, and has no target_kl)
     :param use_sde: refused when True (the latent's sigma is an output of GoRL's head, not gSDE's); sde_sample_freq
         is accepted and unused
-    :param max_grad_norm, later_max_grad_norm: gradient-norm clip (0.5, 1.0: v1; v2 uses 0.5 throughout)
+    :param max_grad_norm, later_max_grad_norm: gradient-norm clip (0.5, 1.0: v1; v2 uses 0.5 throughout; None: the
+        recipe's)
     :param latent_penalty, later_latent_penalty: lambda_z of the L2 term mean(mu^2) + mean(sigma^2) (5e-4, 1e-3: v1, v2)
     :param latent_reset: "fresh" (v1, v2 flow: a new latent policy, value net and observation statistics every stage,
-        same seed) or "warm" (v2 diffusion: keep them, fresh optimizer)
+        same seed) or "warm" (v2 diffusion: the previous stage's best latent policy, value net and observation
+        statistics carried over, with a fresh optimizer); None: the recipe's
     :param latent_init: "default" (v1) or "gaussian" (v2 option: z ~ N(0, I) exactly at each stage's start)
     :param handoff: "best" (v1, v2: the stage's best policy by deterministic evaluation collects the decoder data) or
         "last"; stage_evals evaluations of eval_episodes episodes per stage (ours: 5 x 5; v1: 10 x 128 envs)
@@ -170,10 +207,22 @@ class GoRL(PPO):
         (ours 0.025; v2 collects 4096 episodes, 2.3% of its 180M budget; v1 19.7M steps, 11%)
     :param count_collection_steps: count those steps in num_timesteps (ours, default) or not (the official accounting,
         which leaves them off the x-axis)
-    :param decoder_fit_steps, decoder_batch_size, decoder_learning_rate: the fit (ours 5000 x 1024; lr 3e-4: v1/v2;
-        v2 fits 50,000 steps of 8192), keeping the step with the best validation loss (v2: every 100 steps)
+    :param decoder_epochs, decoder_batch_size, decoder_learning_rate: the fit is sized by the data: decoder_epochs
+        epochs (50: v1, and v2 diffusion's 50 x floor(N_train / batch) steps) of floor(N_train / batch) shuffled
+        batches of decoder_batch_size (ours 1024; v1/v2: 8192), Adam lr 3e-4 (v1/v2), validated after every epoch,
+        keeping the weights with the best validation loss (v1; v2: every 100 steps)
+    :param decoder_patience: stop when the validation loss has not improved for this many epochs (20: v1; v2 runs
+        all its steps; None: never stop early)
+    :param decoder_min_fit_steps: at least this many steps whatever the data size (ours, 500: a CPU run's few thousand
+        transitions would otherwise get a few dozen steps; the official datasets are millions)
+    :param decoder_fit_steps: an explicit cap on the fit's steps (None, default: no cap); it wins over
+        decoder_min_fit_steps, so a zoo entry's or test's cap keeps its run time
     :param decoder_val_fraction: episodes held out for validation (0.1, v2's episode-level split)
     :param decoder_target_clip: pre-tanh targets clipped to +-3 (v2; v1 does not clip)
+    :param decoder_pair_weight: v2's pairwise decoder loss, weight x mean((g(s, z) - u)^2) on the recorded latents z
+        and (clipped) pre-tanh actions u of the collected data, through the full decode (gradient through the
+        sampler's chain), added to the fit's loss: it keeps the new decoder consistent with a warm-started latent
+        policy (v2 diffusion: 1e-3; v1, v2 flow: 0, off). None: the recipe's
     :param reward_scale: rewards times this inside the PPO update (value targets and GAE; logged returns stay raw).
         "auto" (ours, default): 10 on DeepMind Control suite tasks (shimmy's dm_control/... envs and this package's
         <Domain><Task>DMC-v0 ids), where rewards lie in [0, 1] per step and v1/v2 use 10 (brax PPO config), and 1
@@ -198,25 +247,27 @@ class GoRL(PPO):
         self,
         policy: str | type[GoRLPolicy],
         env: GymEnv | str,
-        decoder: str = "flow",
+        recipe: str = "v1-flow",
+        decoder: str | None = None,
         decoder_steps: int = 10,
         decoder_width: int = 64,
         decoder_layers: int = 4,
         stage_fractions: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 6, 1 / 6),
-        learning_rate: float = 1e-3,
+        learning_rate: float | Schedule = 1e-3,
+        later_learning_rate: float | Sequence[float] | None = None,
         n_steps: int = 2048,
         batch_size: int = 64,
         n_epochs: int = 16,
         gamma: float = 0.995,
         gae_lambda: float = 0.95,
         clip_range: float | Schedule = 0.15,
-        later_clip_range: float = 0.3,
+        later_clip_range: float | None = None,
         clip_range_vf: float | Schedule | None = None,
         normalize_advantage: bool = True,
         ent_coef: float = 0.01,
         vf_coef: float = 0.25,
         max_grad_norm: float = 0.5,
-        later_max_grad_norm: float = 1.0,
+        later_max_grad_norm: float | None = None,
         use_sde: bool = False,
         sde_sample_freq: int = -1,
         rollout_buffer_class: type[RolloutBuffer] | None = None,
@@ -224,7 +275,7 @@ class GoRL(PPO):
         target_kl: float | None = None,
         latent_penalty: float = 5e-4,
         later_latent_penalty: float = 1e-3,
-        latent_reset: str = "fresh",
+        latent_reset: str | None = None,
         latent_init: str = "default",
         handoff: str = "best",
         stage_evals: int = 5,
@@ -232,11 +283,15 @@ class GoRL(PPO):
         eval_env: GymEnv | None = None,
         decoder_data_steps: float = 0.025,
         count_collection_steps: bool = True,
-        decoder_fit_steps: int = 5000,
+        decoder_epochs: int = 50,
+        decoder_patience: int | None = 20,
+        decoder_min_fit_steps: int = 500,
+        decoder_fit_steps: int | None = None,
         decoder_batch_size: int = 1024,
         decoder_learning_rate: float = 3e-4,
         decoder_val_fraction: float = 0.1,
         decoder_target_clip: float | None = 3.0,
+        decoder_pair_weight: float | None = None,
         reward_scale: float | str = "auto",
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -246,6 +301,34 @@ class GoRL(PPO):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe={recipe!r}: use one of {sorted(RECIPES)}.")
+        given = dict(
+            decoder=decoder,
+            later_learning_rate=later_learning_rate,
+            later_clip_range=later_clip_range,
+            later_max_grad_norm=later_max_grad_norm,
+            latent_reset=latent_reset,
+            decoder_pair_weight=decoder_pair_weight,
+        )
+        settings = {name: RECIPES[recipe][name] if value is None else value for name, value in given.items()}
+        decoder, later_clip_range, later_max_grad_norm = (
+            settings["decoder"],
+            settings["later_clip_range"],
+            settings["later_max_grad_norm"],
+        )
+        latent_reset, decoder_pair_weight = settings["latent_reset"], settings["decoder_pair_weight"]
+        later_learning_rate = settings["later_learning_rate"]
+        if isinstance(later_learning_rate, numbers.Real):
+            later_learning_rate = float(later_learning_rate)
+        elif later_learning_rate is not None:
+            later_learning_rate = tuple(float(lr) for lr in later_learning_rate)
+            if not later_learning_rate:
+                raise ValueError("later_learning_rate=(): give a number, or one per later stage (the last repeats).")
+        if decoder_epochs < 1 or (decoder_patience is not None and decoder_patience < 1):
+            raise ValueError(
+                f"decoder_epochs={decoder_epochs}, decoder_patience={decoder_patience}: use >= 1 (patience None: off)."
+            )
         if latent_reset not in ("fresh", "warm"):
             raise ValueError(f"latent_reset={latent_reset!r}: use 'fresh' (v1) or 'warm' (v2 diffusion).")
         if handoff not in ("best", "last"):
@@ -282,6 +365,17 @@ class GoRL(PPO):
         self.latent_reset, self.latent_init, self.handoff = latent_reset, latent_init, handoff
         self.stage_evals, self.eval_episodes, self.eval_env = stage_evals, eval_episodes, eval_env
         self.decoder_data_steps, self.count_collection_steps = decoder_data_steps, count_collection_steps
+        self._first_clip_range, self._first_max_grad_norm = clip_range, max_grad_norm  # stage 0's (PPO's attributes change)
+        self.recipe, self.later_learning_rate, self.decoder_pair_weight = (
+            recipe,
+            later_learning_rate,
+            float(decoder_pair_weight),
+        )
+        self.decoder_epochs, self.decoder_patience, self.decoder_min_fit_steps = (
+            decoder_epochs,
+            decoder_patience,
+            decoder_min_fit_steps,
+        )
         self.decoder_fit_steps, self.decoder_batch_size = decoder_fit_steps, decoder_batch_size
         self.decoder_learning_rate, self.decoder_val_fraction = decoder_learning_rate, decoder_val_fraction
         self.decoder_target_clip = decoder_target_clip
@@ -364,7 +458,43 @@ class GoRL(PPO):
         super()._setup_model()
         self.policy.ent_coef = float(self.ent_coef)
         self.policy.latent_penalty = self.latent_penalty if self.stage == 0 else self.later_latent_penalty
+        if self.stage > 0:  # a loaded model in a later stage: that stage's learning rate (SB3 rebuilds the schedule)
+            self._apply_stage_settings()
         self._connect_env()
+
+    def stage_settings(self, stage: int) -> dict[str, Any]:
+        """The PPO settings stage `stage` runs with: learning rate (a number, or the stage-0 schedule), clip range,
+        gradient-norm clip, latent penalty lambda_z, and whether the latent policy is carried over into it."""
+        if stage == 0:
+            return dict(
+                learning_rate=self.learning_rate,
+                clip_range=self._first_clip_range,
+                max_grad_norm=self._first_max_grad_norm,
+                latent_penalty=self.latent_penalty,
+                warm_start=False,
+            )
+        lr = self.later_learning_rate
+        if lr is None:
+            lr = self.learning_rate
+        elif isinstance(lr, (tuple, list)):  # (a saved model holds a list)
+            lr = lr[min(stage, len(lr)) - 1]  # one per later stage, the last repeating
+        return dict(
+            learning_rate=lr,
+            clip_range=self.later_clip_range,
+            max_grad_norm=self.later_max_grad_norm,
+            latent_penalty=self.later_latent_penalty,
+            warm_start=self.latent_reset == "warm",
+        )
+
+    def _apply_stage_settings(self) -> None:
+        """The current (later) stage's PPO settings, onto PPO's attributes and the latent policy."""
+        settings = self.stage_settings(self.stage)
+        self.clip_range = ConstantSchedule(settings["clip_range"])
+        self.max_grad_norm = settings["max_grad_norm"]
+        self.policy.latent_penalty = settings["latent_penalty"]
+        if self.later_learning_rate is not None:  # (None: the stage-0 learning rate, a schedule included, runs on)
+            self.lr_schedule = ConstantSchedule(settings["learning_rate"])
+            update_learning_rate(self.policy.optimizer, settings["learning_rate"])
 
     # ------------------------------------------------------------------ the stage schedule
     def _setup_learn(
@@ -470,14 +600,12 @@ class GoRL(PPO):
         if self.handoff == "best":
             self._evaluate_if_due()
             self.policy.restore_best()
-        obs, u, episodes = self.collect_decoder_data()
-        fit = self.fit_decoder(obs, u, episodes)
+        obs, u, episodes, z = self.collect_decoder_data()
+        fit = self.fit_decoder(obs, u, episodes, latents=z)
         self.stage += 1
         self.stage_history.append({"stage": finished, "ended_at": self.num_timesteps, **fit})
-        self.clip_range = ConstantSchedule(self.later_clip_range)
-        self.max_grad_norm = self.later_max_grad_norm
-        self.policy.latent_penalty = self.later_latent_penalty
         self.policy.reset_latent_policy(self.policy.init_generator(), keep_weights=self.latent_reset == "warm")
+        self._apply_stage_settings()  # (after the reset: the new optimizer gets the stage's learning rate)
         self._plan(self._total_timesteps, start=self.num_timesteps)  # the stages left, from where this one starts
         self._last_obs = self.env.reset()  # type: ignore[union-attr,assignment]
         self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)  # type: ignore[union-attr]
@@ -492,29 +620,59 @@ class GoRL(PPO):
         return max(int(self.decoder_data_steps * (total or self._total_timesteps)), 100)
 
     @th.no_grad()
-    def collect_decoder_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw observation, pre-tanh action u, episode id) from the composite policy with stochastic latents."""
+    def collect_decoder_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(raw observation, pre-tanh action u, episode id, latent z) from the composite policy with stochastic latents
+        (v2 records z too: its pairwise decoder loss ties the new decoder to them)."""
         env: LatentActionEnv = self.env  # type: ignore[assignment]
         n_envs, target = env.num_envs, self._data_steps()
         self.policy.set_training_mode(False)
         obs = env.reset()
         episode = np.arange(n_envs)
         next_episode = n_envs
-        records: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        records: list[tuple[np.ndarray, ...]] = []
         while len(records) * n_envs < target:
             raw = env._raw_obs
             z, _, _ = self.policy(th.as_tensor(obs, device=self.device).float())
-            obs, _, dones, _ = env.step(z.cpu().numpy())
-            records.append((raw.reshape(n_envs, -1), env.last_pre_tanh.reshape(n_envs, -1), episode.copy()))
+            z = z.cpu().numpy()
+            obs, _, dones, _ = env.step(z)
+            records.append(
+                (raw.reshape(n_envs, -1), env.last_pre_tanh.reshape(n_envs, -1), episode.copy(), z.reshape(n_envs, -1))
+            )
             for i in np.flatnonzero(dones):
                 episode[i], next_episode = next_episode, next_episode + 1
         if self.count_collection_steps:
             self.num_timesteps += len(records) * n_envs
-        stacked = [np.concatenate([r[k] for r in records]) for k in range(3)]
-        return stacked[0].astype(np.float32), stacked[1].astype(np.float32), stacked[2]
+        obs_, u, episodes, latents = (np.concatenate([r[k] for r in records]) for k in range(4))
+        return obs_.astype(np.float32), u.astype(np.float32), episodes, latents.astype(np.float32)
 
-    def fit_decoder(self, obs: np.ndarray, u: np.ndarray, episodes: np.ndarray) -> dict[str, float]:
-        """A new decoder fitted from scratch: fresh N(0, I) noise -> the recorded pre-tanh actions (not the latents)."""
+    def _validation_loss(self, generative: th.nn.Module, obs: th.Tensor, u: th.Tensor, z: th.Tensor | None) -> float:
+        """The fit's validation loss on the held-out episodes (normalised observations): the generative loss (its mean
+        over 4 draws of time and noise), plus the pairwise term when it is on (what the fit minimises)."""
+        with th.no_grad():
+            loss = float(np.mean([generative.loss(obs, u).item() for _ in range(4)]))
+            if z is not None:
+                loss += self.decoder_pair_weight * float((generative.sample(obs, z.unsqueeze(0)) - u).pow(2).mean())
+        return loss
+
+    def decoder_fit_plan(self, n_train: int) -> tuple[int, int, int]:
+        """(batch size, steps per epoch, most steps) of a fit on n_train transitions: epochs of floor(n_train / batch)
+        shuffled batches (v1's epochs, v2's 50 x floor(N / batch) steps), decoder_epochs of them, at least
+        decoder_min_fit_steps in all, at most decoder_fit_steps (an explicit cap wins over the minimum)."""
+        batch = max(1, min(self.decoder_batch_size, n_train))
+        per_epoch = max(1, n_train // batch)
+        most = max(self.decoder_epochs * per_epoch, self.decoder_min_fit_steps)
+        if self.decoder_fit_steps is not None:
+            most = min(most, self.decoder_fit_steps)
+        return batch, per_epoch, max(most, 1)
+
+    def fit_decoder(
+        self, obs: np.ndarray, u: np.ndarray, episodes: np.ndarray, latents: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """A new decoder fitted from scratch: fresh N(0, I) noise -> the recorded pre-tanh actions (not the latents),
+        in epochs over the data, validated after each, stopped when the validation loss has not improved for
+        decoder_patience epochs (after decoder_min_fit_steps), keeping the best-validation weights. With
+        decoder_pair_weight > 0 and the recorded latents, v2's pairwise term is added: weight x mean((g(s, z) - u)^2),
+        the full decode with its gradient through the sampler's chain."""
         decoder = self.policy.decoder
         rng = np.random.default_rng(None if self.seed is None else self.seed + 1000 * (self.stage + 1))
         ids = np.unique(episodes)
@@ -524,37 +682,58 @@ class GoRL(PPO):
             val = rng.random(len(episodes)) < self.decoder_val_fraction
         targets = np.clip(u, -self.decoder_target_clip, self.decoder_target_clip) if self.decoder_target_clip else u
         device = self.device
+        pairwise = self.decoder_pair_weight > 0 and latents is not None
         train_obs, train_u = th.as_tensor(obs[~val], device=device), th.as_tensor(targets[~val], device=device)
         val_obs, val_u = th.as_tensor(obs[val], device=device), th.as_tensor(targets[val], device=device)
+        train_z = th.as_tensor(latents[~val], device=device) if pairwise else None  # type: ignore[index]
+        val_z = th.as_tensor(latents[val], device=device) if pairwise else None  # type: ignore[index]
         generative = decoder.fresh_generative().to(device)
         mean, std = train_obs.mean(0), train_obs.std(0, unbiased=False)
         normalize = lambda x: (x - mean) / (std + 1e-8)  # noqa: E731  (the decoder's own fixed normaliser)
+        train_obs, val_obs = normalize(train_obs), normalize(val_obs)
         optimizer = th.optim.Adam(generative.parameters(), lr=self.decoder_learning_rate)
-        best_val, best_state, losses = math.inf, None, []
+        batch, per_epoch, most = self.decoder_fit_plan(len(train_obs))
+        best_val, best_state, best_epoch, losses, pair_losses = math.inf, None, 0, [], []
         generator = th.Generator(device=device).manual_seed(int(rng.integers(2**31)))
-        for step in range(1, self.decoder_fit_steps + 1):
-            idx = th.randint(0, len(train_obs), (self.decoder_batch_size,), device=device, generator=generator)
-            loss = generative.loss(normalize(train_obs[idx]), train_u[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-            if step % 100 == 0 or step == self.decoder_fit_steps:
-                with th.no_grad():
-                    val_loss = float(np.mean([generative.loss(normalize(val_obs), val_u).item() for _ in range(4)]))
-                if val_loss < best_val:
-                    best_val, best_state = val_loss, {k: v.clone() for k, v in generative.state_dict().items()}
+        step = epoch = 0
+        while step < most:
+            epoch += 1
+            order = th.randperm(len(train_obs), device=device, generator=generator)
+            for i in range(min(per_epoch, most - step)):
+                idx = order[i * batch : (i + 1) * batch]
+                loss = generative.loss(train_obs[idx], train_u[idx])
+                if pairwise:
+                    decoded = generative.sample(train_obs[idx], train_z[idx].unsqueeze(0))  # type: ignore[index]
+                    pair = (decoded - train_u[idx]).pow(2).mean()
+                    pair_losses.append(pair.detach())
+                    loss = loss + self.decoder_pair_weight * pair
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.detach())
+                step += 1
+            val_loss = self._validation_loss(generative, val_obs, val_u, val_z)
+            if val_loss < best_val:
+                best_val, best_epoch = val_loss, epoch
+                best_state = {k: v.clone() for k, v in generative.state_dict().items()}
+            elif self.decoder_patience is not None and epoch - best_epoch >= self.decoder_patience:
+                if step >= min(self.decoder_min_fit_steps, most):
+                    break
         generative.load_state_dict(best_state)  # type: ignore[arg-type]
         decoder.generative = generative.requires_grad_(False)
         decoder.obs_mean.copy_(mean)
         decoder.obs_std.copy_(std)
         decoder.fitted.fill_(True)
-        fit_loss = float(th.stack(losses[-100:]).mean())
+        fit_loss = float(th.stack(losses[-per_epoch:]).mean())
+        result = {"fit_loss": fit_loss, "val_loss": best_val, "data_steps": len(obs), "fit_steps": step,
+                  "fit_epochs": epoch, "best_epoch": best_epoch}  # fmt: skip
+        if pair_losses:
+            result["pair_loss"] = float(th.stack(pair_losses[-per_epoch:]).mean())
         if hasattr(self, "_logger"):  # (fit_decoder can be called outside learn())
-            self.logger.record("gorl/decoder_fit_loss", fit_loss)
-            self.logger.record("gorl/decoder_val_loss", best_val)
-            self.logger.record("gorl/decoder_data_steps", len(obs))
-        return {"fit_loss": fit_loss, "val_loss": best_val, "data_steps": len(obs)}
+            for key in ("fit_loss", "val_loss", "data_steps", "fit_steps", "best_epoch", "pair_loss"):
+                if key in result:
+                    self.logger.record(f"gorl/decoder_{key}", result[key])
+        return result
 
     # ------------------------------------------------------------------ SB3 plumbing
     def learn(
