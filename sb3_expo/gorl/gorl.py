@@ -312,13 +312,9 @@ class GoRL(PPO):
             decoder_pair_weight=decoder_pair_weight,
         )
         settings = {name: RECIPES[recipe][name] if value is None else value for name, value in given.items()}
-        decoder, later_clip_range, later_max_grad_norm = (
-            settings["decoder"],
-            settings["later_clip_range"],
-            settings["later_max_grad_norm"],
+        decoder, later_learning_rate, later_clip_range, later_max_grad_norm, latent_reset, decoder_pair_weight = (
+            settings[name] for name in given
         )
-        latent_reset, decoder_pair_weight = settings["latent_reset"], settings["decoder_pair_weight"]
-        later_learning_rate = settings["later_learning_rate"]
         if isinstance(later_learning_rate, numbers.Real):
             later_learning_rate = float(later_learning_rate)
         elif later_learning_rate is not None:
@@ -366,16 +362,10 @@ class GoRL(PPO):
         self.stage_evals, self.eval_episodes, self.eval_env = stage_evals, eval_episodes, eval_env
         self.decoder_data_steps, self.count_collection_steps = decoder_data_steps, count_collection_steps
         self._first_clip_range, self._first_max_grad_norm = clip_range, max_grad_norm  # stage 0's (PPO's attributes change)
-        self.recipe, self.later_learning_rate, self.decoder_pair_weight = (
-            recipe,
-            later_learning_rate,
-            float(decoder_pair_weight),
-        )
-        self.decoder_epochs, self.decoder_patience, self.decoder_min_fit_steps = (
-            decoder_epochs,
-            decoder_patience,
-            decoder_min_fit_steps,
-        )
+        self.recipe, self.later_learning_rate = recipe, later_learning_rate
+        self.decoder_pair_weight = float(decoder_pair_weight)
+        self.decoder_epochs, self.decoder_patience = decoder_epochs, decoder_patience
+        self.decoder_min_fit_steps = decoder_min_fit_steps
         self.decoder_fit_steps, self.decoder_batch_size = decoder_fit_steps, decoder_batch_size
         self.decoder_learning_rate, self.decoder_val_fraction = decoder_learning_rate, decoder_val_fraction
         self.decoder_target_clip = decoder_target_clip
