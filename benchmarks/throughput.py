@@ -5,18 +5,23 @@
     python benchmarks/throughput.py --only bases --repeat 3   # base-policy rows alone (DDPM 10 steps, flow 1, 2, 4, 10)
     python benchmarks/throughput.py --only precision --repeat 3   # fp32 vs mixed precision, eager and compiled, by part
     python benchmarks/throughput.py --only acting --repeat 3   # acting latency alone, the same four variants (3 min)
+    python benchmarks/throughput.py --only kernels   # the host's GEMM kernels and peaks, and the sampler's choice (1 min)
+    python benchmarks/throughput.py --only update    # fp32 update per sampler kernel, eager and compiled, vs the authors'
     python benchmarks/throughput.py --threads 1    # torch threads (default: all cores); printed in the table
 
 AntMaze sizes (obs 29, act 8), batch 256, N = K = 8, T = 10, 10 critics of 256x3, UTD 1 and 20. Each configuration
 runs in its own process, so its peak memory (max RSS, replay buffer kept small) is its own. GFLOP/s counts the
-denoiser FLOPs of the TD backup only (B x N x T denoiser passes per critic update), next to the fp32 and bf16
-matmul rates measured in the same run on the same threads. Writes a Markdown table and a plot to --out.
+denoiser FLOPs of the TD backup only (B x N x T denoiser passes per critic update), as a fraction of the host's best
+GEMM rate measured in the same run on the same threads: the best of torch's default kernel, oneDNN with packed weights,
+inductor's max-autotune templates and (where benchmarks/reference/.venv exists) the reference's XLA per CPU-second,
+the kernel named. Writes Markdown tables and a plot to --out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -49,18 +54,128 @@ def denoiser_flops_per_row_step(width: int = 256, blocks: int = 3) -> float:
     return 2.0 * (blocks * 2 * width * 4 * width + ACT_DIM * width + width * ACT_DIM)
 
 
-def matmul_peak(dtype: th.dtype, rounds: int = 7) -> float:
-    """Best of several rounds: a shared VM's momentary slowdowns must not lower the reference rate."""
-    a, b = th.randn(4096, 256, dtype=dtype), th.randn(256, 1024, dtype=dtype)
-    for _ in range(3):
-        a @ b
+XLA_PROBE = """
+import json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+out = {}
+for name in ("float32", "bfloat16"):
+    r, dt = np.random.default_rng(0), getattr(jnp, name)
+    pairs = [(jnp.asarray(r.normal(size=(m, k)), dt), jnp.asarray(r.normal(size=(k, n)), dt)) for m, k, n in SHAPES]
+    f = jax.jit(jnp.dot)
+    for a, b in pairs:
+        f(a, b).block_until_ready()
     best = 0.0
-    for _ in range(rounds):
-        start, n = time.perf_counter(), 20
-        for _ in range(n):
-            a @ b
-        best = max(best, 2 * 4096 * 256 * 1024 * n / (time.perf_counter() - start) / 1e9)
+    for _ in range(3):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(10):
+            for a, b in pairs:
+                f(a, b).block_until_ready()
+        flops = 10 * sum(2 * m * k * n for m, k, n in SHAPES)
+        best = max(best, flops / (time.process_time() - cpu) / 1e9)
+    out[name] = best
+print(json.dumps(out))
+"""
+
+
+def xla_rates() -> dict[str, float]:
+    """The reference's XLA (JAX 0.4.30, benchmarks/reference/.venv) on the same shapes, per CPU-second: XLA keeps
+    a second thread busy even with --xla_cpu_multi_thread_eigen=false, so its wall-clock rate is not one core's."""
+    python = Path(__file__).parent / "reference" / ".venv" / "bin" / "python"
+    if not python.exists():
+        return {}
+    from sb3_expo.common.kernels import PROBE_SHAPES
+
+    code = XLA_PROBE.replace("SHAPES", repr(PROBE_SHAPES))
+    env = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "PATH": "/usr/bin:/bin"}
+    try:
+        out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True, env=env, timeout=300)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return {}
+
+
+def inductor_rate(dtype: th.dtype) -> float | None:
+    """torch.compile's max-autotune CPU GEMM templates (C++ micro-kernels, else the best ATen kernel) on the probe shapes."""
+    import torch._inductor.config as inductor_config
+    from torch.nn import functional as F
+
+    from sb3_expo.common.kernels import PROBE_SHAPES
+
+    try:
+        with inductor_config.patch(max_autotune=True, max_autotune_gemm_backends="CPP,ATEN"):
+            calls = []
+            for rows, n_in, n_out in PROBE_SHAPES:
+                x, w = th.randn(rows, n_in, dtype=dtype), th.randn(n_out, n_in, dtype=dtype)
+                f = th.compile(lambda x, w=w: F.linear(x, w), dynamic=False)
+                f(x)
+                calls.append(lambda f=f, x=x: f(x))
+    except Exception:  # no C++ compiler, or no template for this dtype on this CPU
+        return None
+    flops = sum(2 * r * i * o for r, i, o in PROBE_SHAPES)
+    best = 0.0
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(10):
+            for call in calls:
+                call()
+        best = max(best, 10 * flops / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def kernel_rates(dtype: th.dtype, full: bool = False, xla: dict[str, float] | None = None) -> dict[str, float]:
+    """GFLOP/s of each GEMM kernel this host offers for `dtype` on the sampler's shapes (kernels.PROBE_SHAPES), at
+    torch's current threads: torch's default (aten: MKL on x86) and oneDNN with packed weights; with full=True also
+    inductor's max-autotune templates and the reference's XLA (`xla`, per CPU-second). Fractions are of the best."""
+    from sb3_expo.common.kernels import gemm_rates
+
+    rates = gemm_rates(dtype, seconds=1.0)
+    if full:
+        compiled = inductor_rate(dtype)
+        if compiled is not None:
+            rates["inductor max-autotune"] = compiled
+        if xla and str(dtype)[6:] in xla:
+            rates["XLA (per CPU-second)"] = xla[str(dtype)[6:]]
+    return rates
+
+
+def best(rates: dict[str, float]) -> tuple[float, str]:
+    kernel = max(rates, key=rates.get)
+    return rates[kernel], kernel
+
+
+def matmul_peak(dtype: th.dtype) -> float:
+    """The best rate among torch's kernels on this host (default path and packed oneDNN) for `dtype`."""
+    return best(kernel_rates(dtype))[0]
+
+
+def kernels_section(out: Path, threads: int) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """The host's GEMM kernels and peaks, and the kernel the sampler uses here (common/kernels.py's cached probe)."""
+    from sb3_expo.common.kernels import cpu_kernel, host_key
+
+    xla = xla_rates()
+    rates = {name: kernel_rates(dtype, full=True, xla=xla) for name, dtype in (("fp32", th.float32), ("bf16", th.bfloat16))}
+    chosen = {"fp32": cpu_kernel(th.float32), "bf16": cpu_kernel(th.bfloat16)}
+    kernels = sorted({k for r in rates.values() for k in r}, key=lambda k: -rates["fp32"].get(k, 0.0))
+    lines = [
+        f"GEMM kernels on this host ({host_key()}; {threads} threads; GFLOP/s on the sampler's shapes "
+        "1024x256 @ 256x1024 and 1024x1024 @ 1024x256, best of 3 rounds; - where the host has no such kernel):",
+        "",
+        "| kernel | fp32 | bf16 |",
+        "|---|---|---|",
+    ]
+    for kernel in kernels:
+        cells = [f"{rates[d][kernel]:.0f}" if kernel in rates[d] else "-" for d in ("fp32", "bf16")]
+        lines.append(f"| {kernel} | " + " | ".join(cells) + " |")
+    for d in ("fp32", "bf16"):
+        peak, kernel = best(rates[d])
+        lines.append(f"| best {d} | {peak:.0f} ({kernel}) | |" if d == "fp32" else f"| best {d} | | {peak:.0f} ({kernel}) |")
+    lines += ["", f"The sampler's linears run on: fp32 {chosen['fp32']}, bf16 {chosen['bf16']} (sb3_expo/common/kernels.py)."]
+    (out / "throughput_kernels.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput_kernels.json").write_text(
+        json.dumps({"host": host_key(), "threads": threads, "rates": rates, "chosen": chosen}, indent=1)
+    )
+    print("\n".join(lines))
+    return lines, rates
 
 
 def make_model(n_base: int = 8, steps: int = 10, bf16: bool = False, torch_compile: bool = False, base: str = "ddpm"):
@@ -144,7 +259,7 @@ def measure(config: dict) -> dict:
     update()  # warm-up (and, with torch_compile, the compilation of the backup chain and of the critic steps)
     warmup_s = time.perf_counter() - warm
     reps = config["reps"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(reps):
         update()
     per_call = (time.perf_counter() - start) / reps
@@ -152,6 +267,7 @@ def measure(config: dict) -> dict:
         **config,
         "ms_per_env_step": 1e3 * per_call,
         "ms_per_critic_update": 1e3 * per_call / utd,
+        "cpu_ms_per_critic_update": 1e3 * (time.process_time() - cpu) / reps / utd,
         "backup_gflops": batch * config["n_base"] * config["steps"] * denoiser_flops_per_row_step() * utd / per_call / 1e9,
         "act_ms": acting_ms(model),
         "warmup_s": warmup_s,
@@ -254,9 +370,9 @@ def precision_section(base: dict, out: Path, repeat: int) -> list[str]:
 
     fp32_step = [row["ms_per_env_step"] for row in runs[0]]
     lines = [
-        f"Mixed precision (UTD 20, paper settings, {base['threads']} threads; matmul rate at start / end: fp32 "
-        f"{rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / {rates[1][1]:.0f} GFLOP/s; median of {repeat} "
-        "interleaved runs, range in brackets; speed-up vs fp32 eager per run, then median):",
+        f"Mixed precision (UTD 20, paper settings, {base['threads']} threads; best GEMM rate (torch kernels) at start / "
+        f"end: fp32 {rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / {rates[1][1]:.0f} GFLOP/s; "
+        f"median of {repeat} interleaved runs, range in brackets; speed-up vs fp32 eager per run, then median):",
         "",
         "| variant | ms / env step | speed-up | backup chain GFLOP/s (% of bf16 rate) | whole update, backup GFLOP/s "
         "(% of bf16 rate) | acting ms |",
@@ -303,7 +419,7 @@ def acting_section(base: dict, out: Path, repeat: int) -> list[str]:
 
     lines = [
         f"Acting latency (one observation, best of N + K = 8 + 8, T = 10, paper networks; {base['threads']} threads; "
-        f"matmul rate at start / end: fp32 {rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / "
+        f"best GEMM rate (torch kernels) at start / end: fp32 {rates[0][0]:.0f} / {rates[1][0]:.0f}, bf16 {rates[0][1]:.0f} / "
         f"{rates[1][1]:.0f} GFLOP/s; ms, median of 50 calls, median [range] of {repeat} interleaved runs):",
         "",
         "| variant | fixed weights (evaluation, deployment) | weights moving (training) |",
@@ -312,6 +428,65 @@ def acting_section(base: dict, out: Path, repeat: int) -> list[str]:
     lines += [f"| {variant_name(rows[0])} | {cell(rows, 'fixed')} | {cell(rows, 'training')} |" for rows in runs]
     (out / "throughput_acting.md").write_text("\n".join(lines) + "\n")
     (out / "throughput_acting.json").write_text(json.dumps({"runs": runs, "rates": rates}, indent=1))
+    print("\n".join(lines))
+    return lines
+
+
+GEMMS = ["aten", "onednn", None]  # SB3_EXPO_CPU_GEMM forced to torch's default, to oneDNN; None: the automatic choice
+AUTHORS_SPEED = Path(__file__).parent / "results" / "reference" / "speed.json"  # benchmarks/reference/speed.py
+
+
+def update_section(base: dict, out: Path) -> list[str]:
+    """The fp32 update at the paper's settings on each sampler kernel (forced torch default, forced oneDNN, the host's
+    automatic choice), eager and with torch_compile, UTD 1 and 20, as fractions of the host's best fp32 GEMM rate;
+    the authors' JAX update (benchmarks/reference/speed.py, same sizes) beside it, per CPU-second."""
+    from sb3_expo.common.kernels import cpu_kernel
+
+    kernel_lines, rates = kernels_section(out, base["threads"])
+    rows = []
+    for compiled in (False, True):
+        for gemm in GEMMS:
+            for utd in (1, 20):
+                config = {**base, "path": "fast", "bf16": False, "compile": compiled, "utd": utd, "gemm": gemm}
+                rows.append(run_in_subprocess({**config, "reps": 3 if utd == 1 else 1}))
+                print(
+                    f"  {variant_name(rows[-1])} gemm {gemm or 'auto'} UTD {utd}: "
+                    f"{rows[-1]['ms_per_critic_update']:.0f} ms/update",
+                    flush=True,
+                )
+    peak, kernel = best({**rates["fp32"], "aten (end)": matmul_peak(th.float32)})
+    lines = [
+        *kernel_lines,
+        "",
+        f"fp32 update at the paper's settings ({base['threads']} threads; sampler kernel forced with SB3_EXPO_CPU_GEMM or "
+        f"chosen by the probe, here {cpu_kernel(th.float32)}; fractions of the host's best fp32 rate, {peak:.0f} GFLOP/s "
+        f"({kernel}); backup denoiser FLOPs only; CPU ms = process CPU time per critic update):",
+        "",
+        "| implementation | sampler kernel | UTD | ms / critic update | CPU ms / critic update | backup GFLOP/s | % of best "
+        "fp32 | acting ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| sb3-expo, {variant_name(r)} | {r['gemm'] or 'auto'} | {r['utd']} | {r['ms_per_critic_update']:.0f} | "
+            f"{r['cpu_ms_per_critic_update']:.0f} | {r['backup_gflops']:.0f} | {r['backup_gflops'] / peak:.0%} | "
+            f"{r['act_ms']:.1f} |"
+        )
+    if AUTHORS_SPEED.exists():
+        theirs = json.loads(AUTHORS_SPEED.read_text())
+        for utd in (1, 20):
+            if f"utd{utd}" in theirs:
+                t = theirs[f"utd{utd}"]
+                flops = BATCH * theirs["n_base"] * theirs["steps"] * denoiser_flops_per_row_step() / 1e9
+                lines.append(
+                    f"| authors' EXPO (JAX, {theirs['reference']}) | XLA | {utd} | {t['ms_per_critic_update']:.0f} | "
+                    f"{t['cpu_ms_per_critic_update']:.0f} | {1e3 * flops / t['ms_per_critic_update']:.0f} | "
+                    f"{1e3 * flops / t['ms_per_critic_update'] / peak:.0%} | {theirs['act_compiled']['ms']:.1f} (compiled "
+                    f"whole; {theirs['act_released']['ms']:.1f} as released) |"
+                )
+        lines.append(f"\nAuthors' rows: {AUTHORS_SPEED.relative_to(Path(__file__).parents[1])}, host {theirs['host']}.")
+    (out / "throughput_update.md").write_text("\n".join(lines) + "\n")
+    (out / "throughput_update.json").write_text(json.dumps({"rows": rows, "rates": rates, "peak": peak}, indent=1))
     print("\n".join(lines))
     return lines
 
@@ -331,13 +506,15 @@ def main() -> None:
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # (mode, config as JSON): one measurement
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a smaller scaling sweep")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--only", choices=["bases", "precision", "acting"], help="run one section alone")
+    parser.add_argument("--only", choices=["kernels", "update", "bases", "precision", "acting"], help="run one section alone")
     parser.add_argument("--repeat", type=int, default=1, help="--only bases|precision|acting: interleaved measurements")
     parser.add_argument("--threads", type=int, default=th.get_num_threads(), help="torch threads (default: all cores)")
     args = parser.parse_args()
     if args.measure:
         mode, config = args.measure[0], json.loads(args.measure[1])
         th.set_num_threads(config.get("threads", th.get_num_threads()))
+        if config.get("gemm"):
+            os.environ["SB3_EXPO_CPU_GEMM"] = config["gemm"]
         print(json.dumps(MEASURES[mode](config)))
         return
     th.set_num_threads(args.threads)
@@ -345,6 +522,12 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     base = dict(n_base=8, steps=10, batch=BATCH, bf16=False, compile=False, reps=1 if args.quick else 2, threads=args.threads)
+    if args.only == "kernels":
+        kernels_section(args.out, args.threads)
+        return
+    if args.only == "update":
+        update_section(base, args.out)
+        return
     if args.only == "bases":
         bases_section(base, args.out, args.repeat)
         return
@@ -354,7 +537,8 @@ def main() -> None:
     if args.only == "acting":
         acting_section(base, args.out, args.repeat)
         return
-    peak32, peak16 = matmul_peak(th.float32), matmul_peak(th.bfloat16)  # measured again at the end; the best is kept
+    kernel_lines, rates = kernels_section(args.out, args.threads)  # measured again at the end; the best is kept
+    (peak32, kernel32), (peak16, kernel16) = best(rates["fp32"]), best(rates["bf16"])
     rows = []
     paths = [
         ("reference", False, False),
@@ -372,10 +556,12 @@ def main() -> None:
 
     peak32, peak16 = max(peak32, matmul_peak(th.float32)), max(peak16, matmul_peak(th.bfloat16))
     lines = [
-        f"Machine: {th.get_num_threads()} threads, torch {th.__version__}; measured matmul rate fp32 {peak32:.0f} GFLOP/s, "
-        f"bf16 {peak16:.0f} GFLOP/s (4096x256 @ 256x1024).",
+        *kernel_lines,
         "",
-        "| path | variant | UTD | ms / critic update | ms / env step | backup denoiser GFLOP/s | % of fp32 matmul rate "
+        f"Machine: {th.get_num_threads()} threads, torch {th.__version__}; the host's best GEMM rate fp32 {peak32:.0f} "
+        f"GFLOP/s ({kernel32}), bf16 {peak16:.0f} GFLOP/s ({kernel16}), best of the start and the end.",
+        "",
+        "| path | variant | UTD | ms / critic update | ms / env step | backup denoiser GFLOP/s | % of the best fp32 rate "
         "| acting ms | peak RSS GiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -437,7 +623,7 @@ def bases_section(base: dict, out: Path, repeat: int = 1) -> list[str]:
 
     ddpm = [row["ms_per_critic_update"] for row in runs[0]]
     lines = [
-        f"Base policies (fast path, fp32 eager, UTD 20, {base.get('threads', th.get_num_threads())} threads; matmul rate "
+        f"Base policies (fast path, fp32 eager, UTD 20, {base.get('threads', th.get_num_threads())} threads; best GEMM rate "
         f"fp32 {peak32:.0f} GFLOP/s; median of {repeat} interleaved run(s), range in brackets; ratios per run, then median):",
         "",
         "| base | sampler steps | ms / critic update | vs DDPM (10 steps) | backup denoiser GFLOP/s | acting ms |",

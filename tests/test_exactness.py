@@ -254,3 +254,9 @@ def test_precision_is_one_switch_saved_with_the_model_and_bf16_sampler_still_loa
     assert _model(precision="auto")._bf16
     with pytest.raises(ValueError, match="precision='bf17'"):
         _model(precision="bf17")
+
+
+def test_fast_update_matches_the_straightforward_one_on_onednn(monkeypatch):
+    """With the sampler's linears on oneDNN (weights packed, common/kernels.py), the same tolerances hold."""
+    monkeypatch.setenv("SB3_EXPO_CPU_GEMM", "onednn")
+    test_fast_update_matches_the_straightforward_one({})

@@ -43,7 +43,7 @@ def test_sampler_clips_after_every_step():
     policy = DiffusionPolicy(obs_dim=2, action_dim=4, width=16, n_blocks=1)
     steps = []
 
-    def push(obs_proj, w_action, cond_proj, x):
+    def push(obs_proj, w_action, cond_proj, x, linears=None):
         steps.append(x.clone())
         return th.full_like(x, -50.0)  # eps so negative that every update overshoots +1
 

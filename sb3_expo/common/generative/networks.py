@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import torch as th
 from torch import nn
 from torch.nn import functional as F
+
+from sb3_expo.common import kernels
 
 LAYER_NORM_EPS = 1e-6  # flax default, used by the EXPO reference
 
@@ -100,17 +103,29 @@ class Denoiser(nn.Module):
         w_action, w_obs, w_cond = self.input.weight.split([self.action_dim, self.obs_dim, cond_dim], dim=1)
         return w_action, F.linear(obs, w_obs, self.input.bias), w_cond
 
-    def forward_projected(self, obs_proj: th.Tensor, w_action: th.Tensor, cond_proj: th.Tensor, x: th.Tensor) -> th.Tensor:
+    def block_linears(self) -> list[tuple[Callable, Callable]]:
+        """The residual blocks' two linears as x -> fc(x) on this host's fastest kernel (common/kernels.py): taken once
+        per sampling call, they serve its T steps."""
+        return [(kernels.linear(block.fc1), kernels.linear(block.fc2)) for block in self.blocks]
+
+    def forward_projected(
+        self,
+        obs_proj: th.Tensor,
+        w_action: th.Tensor,
+        cond_proj: th.Tensor,
+        x: th.Tensor,
+        linears: list[tuple[Callable, Callable]] | None = None,
+    ) -> th.Tensor:
         """Same value as forward(), given the input layer's observation and time parts already computed.
 
         Written without module calls and with in-place activations: the sampler runs it T times per action, and
-        for one observation (N rows) the per-call overhead is a large part of the acting latency.
+        for one observation (N rows) the per-call overhead is a large part of the acting latency. `linears`: the
+        blocks' linears from block_linears() (default: taken here).
         """
         h = th.addmm(obs_proj + cond_proj, x, w_action.T)
-        for block in self.blocks:
+        for block, (fc1, fc2) in zip(self.blocks, linears or self.block_linears()):
             y = F.layer_norm(h, h.shape[-1:], block.norm.weight, block.norm.bias, LAYER_NORM_EPS)
-            y = F.silu(F.linear(y, block.fc1.weight, block.fc1.bias), inplace=True)
-            h = F.linear(y, block.fc2.weight, block.fc2.bias).add_(h)
+            h = fc2(F.silu(fc1(y), inplace=True)).add_(h)
         return F.linear(F.silu(h, inplace=True), self.output.weight, self.output.bias)
 
 
@@ -135,6 +150,6 @@ class TimeMLP(nn.Module):
     def forward(self, obs: th.Tensor, x: th.Tensor, t: th.Tensor) -> th.Tensor:
         f = t.reshape(-1, 1).to(x.dtype) * self.freqs
         h = th.cat([obs, x, th.cos(f).expand(len(x), -1), th.sin(f).expand(len(x), -1)], dim=-1)
-        for layer in self.hidden:
-            h = F.silu(layer(h))
+        for layer in self.hidden:  # sampling a frozen decoder: the host's kernel (common/kernels.py); training: F.linear
+            h = F.silu(kernels.linear(layer)(h))
         return self.output(h)
