@@ -115,6 +115,55 @@ def one_dimensional_actions(learner: type) -> type:
     return EXPOLearner1D
 
 
+class CompiledActions:
+    """EXPO's `sample_actions` / `eval_actions`, each compiled by `jax.jit` as one XLA program: the same calls,
+    the same math, bit for bit (`check` asserts equal actions and keys), about 10x faster at the cpu scale.
+
+    As released, each action is a chain of separately dispatched JAX calls (about 20 ms at the cpu scale on one
+    thread, so evaluation was nearly all of a run's time). To trace them whole, the learner module's `np.array` on
+    the result is `jnp.asarray` while tracing, the learners' optimiser states are left out of the traced argument
+    (acting never reads them), and only the action and the advanced key come back."""
+
+    def __init__(self, learner: type):
+        import inspect
+        import types
+
+        import jax
+        import jax.numpy as jnp
+
+        self.module = inspect.getmodule(learner.eval_actions)
+        names = {k: getattr(np, k) for k in dir(np) if not k.startswith("__")}
+        self.traced_np = types.SimpleNamespace(**{**names, "array": jnp.asarray})
+        self.calls = {
+            name: jax.jit(self.action_and_key(getattr(learner, name))) for name in ("sample_actions", "eval_actions")
+        }
+
+    @staticmethod
+    def action_and_key(method):
+        def call(agent, obs):
+            action, agent = method(agent, obs)
+            return action, agent.rng
+
+        return call
+
+    @staticmethod
+    def slim(agent: Any) -> Any:
+        import dataclasses
+
+        from flax.training.train_state import TrainState
+
+        states = {f.name: getattr(agent, f.name) for f in dataclasses.fields(agent)}
+        return agent.replace(**{k: v.replace(opt_state=None, tx=None) for k, v in states.items() if isinstance(v, TrainState)})
+
+    def __call__(self, name: str, agent: Any, obs: np.ndarray) -> tuple[np.ndarray, Any]:
+        numpy, self.module.np = self.module.np, self.traced_np
+        try:
+            action, rng = self.calls[name](self.slim(agent), np.asarray(obs, dtype=np.float32))
+        finally:
+            self.module.np = numpy
+        return np.asarray(action), agent.replace(rng=rng)
+
+
 def count_params(tree: Any) -> int:
     import jax
 
@@ -232,7 +281,7 @@ def interleave(offline: dict, online: dict) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- one run
 
 
-def evaluate(algo: str, agent: Any, envs: Envs, n: int, seed: int) -> tuple[float, Any]:
+def evaluate(algo: str, agent: Any, envs: Envs, n: int, seed: int, act: CompiledActions | None = None) -> tuple[float, Any]:
     """One episode per eval env on reset seeds seed, seed + 1, ... (benchmarks/evidence.py's success_rate).
     EXPO: eval_actions samples (argmax over N + K candidates) and returns the agent with its key advanced, which
     their D4RL script keeps; RLPD: eval_actions is the mode."""
@@ -243,7 +292,7 @@ def evaluate(algo: str, agent: Any, envs: Envs, n: int, seed: int) -> tuple[floa
         still = []
         for i in active:
             if algo == "expo":
-                action, agent = agent.eval_actions(obs[i])
+                action, agent = act("eval_actions", agent, obs[i]) if act else agent.eval_actions(obs[i])
             else:
                 action = agent.eval_actions(obs[i])
             obs[i], _, terminated, truncated, success = envs.step(1 + i, np.asarray(action).reshape(-1))
@@ -313,6 +362,7 @@ def execute(algo: str, scale: str, task: str, seed: int, args: argparse.Namespac
             raise RuntimeError(f"{task}: action dim {action_dim}, translation assumed {ACTION_DIMS[task]}")
         if algo == "expo" and action_dim == 1:
             learner = one_dimensional_actions(learner)
+        act = CompiledActions(learner) if algo == "expo" else None
         obs_space = gym.spaces.Box(-np.inf, np.inf, shape=envs.obs_shape, dtype=np.float32, seed=seed)
         act_space = gym.spaces.Box(-1.0, 1.0, shape=(action_dim,), dtype=np.float32, seed=seed)
         agent = learner.create(seed, obs_space, act_space, **tr.create_kwargs)
@@ -345,12 +395,13 @@ def execute(algo: str, scale: str, task: str, seed: int, args: argparse.Namespac
             released_widths=bool(args.released_widths and algo == "expo"),
             injected_widths={k: (list(v) if isinstance(v, tuple) else v) for k, v in tr.widths.items()},
             one_dimensional_action_fix=bool(algo == "expo" and action_dim == 1),
+            compiled_actions=act is not None,
             not_matched=tr.unmatched,
             host=host(),
             versions=versions(),
         )
         eval_time = time.perf_counter()
-        success0, agent = evaluate(algo, agent, envs, loop["eval_episodes"], loop["eval_seed"])
+        success0, agent = evaluate(algo, agent, envs, loop["eval_episodes"], loop["eval_seed"], act)
         eval_seconds = time.perf_counter() - eval_time
         steps, success = [0], [success0]
         save(path, record, steps, success, 0.0, start, eval_seconds, None, False)
@@ -362,7 +413,7 @@ def execute(algo: str, scale: str, task: str, seed: int, args: argparse.Namespac
             if i < loop["start_training"]:
                 action = act_space.sample()
             else:
-                action, agent = agent.sample_actions(obs)
+                action, agent = act("sample_actions", agent, obs) if act else agent.sample_actions(obs)
                 action = np.asarray(action, dtype=np.float32).reshape(action_dim)  # EXPO squeezes d = 1 to a scalar
             next_obs, reward, terminated, truncated, _ = envs.step(0, action)
             replay.insert(
@@ -388,7 +439,7 @@ def execute(algo: str, scale: str, task: str, seed: int, args: argparse.Namespac
             if (i + 1) % loop["eval_interval"] == 0 or i + 1 == loop["max_steps"]:
                 train_seconds += time.perf_counter() - t0
                 e0 = time.perf_counter()
-                value, agent = evaluate(algo, agent, envs, loop["eval_episodes"], loop["eval_seed"])
+                value, agent = evaluate(algo, agent, envs, loop["eval_episodes"], loop["eval_seed"], act)
                 eval_seconds += time.perf_counter() - e0
                 steps.append(i + 1)
                 success.append(value)
@@ -535,6 +586,12 @@ def check() -> None:
         if algo == "expo":
             width = agent.actor.params["DiffusionMLPResNet_0"]["Dense_0"]["kernel"].shape[-1]
             assert width == 16, f"denoiser width {width}: the width binding did not take"
+            act = CompiledActions(learner)
+            for name in ("sample_actions", "eval_actions"):
+                released, after = getattr(agent, name)(batch["observations"][1])
+                compiled, after_compiled = act(name, agent, batch["observations"][1])
+                assert np.array_equal(np.asarray(released), compiled), (name, released, compiled)
+                assert np.array_equal(np.asarray(after.rng), np.asarray(after_compiled.rng)), name
             action, agent = agent.eval_actions(batch["observations"][0])
         else:
             action = agent.eval_actions(batch["observations"][0])

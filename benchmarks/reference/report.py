@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
@@ -27,6 +29,65 @@ RESULTS = evidence.ROOT / "benchmarks" / "results" / "reference"
 
 def load_reference_runs(scale: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((RESULTS / "runs" / scale).rglob("*.json"))]
+
+
+PARITY_BAND = 0.10  # at parity: the 95% interval of ours minus theirs (mean success over the run) inside +-10 points
+
+
+def difference(ours: np.ndarray, theirs: np.ndarray, resamples: int = 20_000, seed: int = 0) -> tuple[float, float, float]:
+    """mean(ours) - mean(theirs) over seeds, with a 95% percentile-bootstrap interval (seeds resampled within each
+    implementation: the two use different random number generators, so runs pair by seed only in name)."""
+    rng = np.random.default_rng(seed)
+    a = rng.choice(ours, size=(resamples, len(ours))).mean(axis=1)
+    b = rng.choice(theirs, size=(resamples, len(theirs))).mean(axis=1)
+    low, high = np.percentile(a - b, [2.5, 97.5])
+    return float(ours.mean() - theirs.mean()), float(low), float(high)
+
+
+def verdict(low: float, high: float) -> str:
+    if -PARITY_BAND <= low and high <= PARITY_BAND:
+        return "at parity"
+    if low > PARITY_BAND or high < -PARITY_BAND:
+        return "not at parity"
+    return "undecided"
+
+
+def points(estimate: tuple[float, float, float]) -> str:
+    return f"{100 * estimate[0]:+.0f} [{100 * estimate[1]:+.0f}, {100 * estimate[2]:+.0f}]"
+
+
+def parity_rows(task: str, pairs: list[tuple[str, list[dict], list[dict]]]) -> list[dict]:
+    rows = []
+    for algo, ours, theirs in pairs:
+        n = min(len(r["success"]) for r in ours + theirs)
+        area = [np.array([np.mean(r["success"][:n]) for r in runs]) for runs in (ours, theirs)]
+        final = [np.array([r["success"][n - 1] for r in runs]) for runs in (ours, theirs)]
+        over_run, at_end = difference(*area), difference(*final)
+        rows.append(
+            dict(
+                task=task,
+                algo=algo,
+                seeds=(len(ours), len(theirs)),
+                over_run=over_run,
+                final=at_end,
+                verdict=verdict(over_run[1], over_run[2]),
+            )
+        )
+    return rows
+
+
+def parity_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| task | algorithm | seeds (ours / theirs) | mean success over the run, ours - theirs [95% CI], points | "
+        "final success, ours - theirs [95% CI], points | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['algo']} | {r['seeds'][0]} / {r['seeds'][1]} | {points(r['over_run'])} | "
+            f"{points(r['final'])} | {r['verdict']} |"
+        )
+    return lines
 
 
 def curve(record: dict) -> str:
@@ -48,6 +109,7 @@ def report(scale: str, tasks: list[str] | None) -> str:
         "Command: `.venv/bin/python benchmarks/reference/report.py" + (f" --scale {scale}" if scale != "cpu" else "") + "`",
         "",
     ]
+    verdicts: list[dict] = []
     for task in tasks:
         task_cfg = config["tasks"][task]
         theirs_task = [r for r in theirs_all if r["task"] == task]
@@ -73,6 +135,13 @@ def report(scale: str, tasks: list[str] | None) -> str:
             "",
         ]
         if group:
+            pairs = [
+                (ref["ours"], group[f"{ref['ours']} (ours)"], group[ref["method"]])
+                for ref in REFERENCES.values()
+                if ref["method"] in group
+            ]
+            verdicts += parity_rows(task, pairs)
+            lines += [*parity_table(verdicts[-len(pairs) :]), ""]
             rows, _ = evidence.summarise(group, task_cfg["steps"], task_cfg["eval_every"])
             lines += [
                 "| implementation | seeds reaching 80% | steps to 80% [95% CI] | final success, IQM [95% CI] | "
@@ -114,6 +183,18 @@ def report(scale: str, tasks: list[str] | None) -> str:
                         f"{curve(r)} | {r['wall_seconds']:.0f} s ({r.get('host', '')}) |"
                     )
         lines.append("")
+    if verdicts:
+        band = f"+-{100 * PARITY_BAND:.0f} points"
+        summary = [
+            "## Verdicts",
+            "",
+            f"At parity: the 95% interval of ours minus theirs in mean success over the run lies inside {band}; not at "
+            "parity: it lies wholly beyond; undecided: it crosses the band's edge.",
+            "",
+            *parity_table(verdicts),
+            "",
+        ]
+        lines[7:7] = summary
     text = "\n".join(lines)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{scale}.md").write_text(text)
