@@ -130,3 +130,17 @@ def test_ours_exports_and_serves(tmp_path):
         assert proc.wait(timeout=60) == 0
     finally:
         proc.kill() if proc.poll() is None else None
+
+
+def test_parity_verdicts_follow_the_interval_of_the_difference():
+    """report.py: at parity only when the 95% interval of ours minus theirs (mean success over the run) lies inside
+    +-10 points; wholly beyond it is not at parity; crossing its edge is undecided."""
+    import report
+
+    same = np.array([0.5, 0.6, 0.7, 0.55, 0.65])
+    diff, low, high = report.difference(same, same.copy())
+    assert diff == 0 and -0.1 < low <= 0 <= high < 0.1 and report.verdict(low, high) == "at parity"
+    diff, low, high = report.difference(np.ones(10), np.zeros(10))
+    assert (diff, low, high) == (1.0, 1.0, 1.0) and report.verdict(low, high) == "not at parity"
+    diff, low, high = report.difference(np.array([0.0, 1.0, 0.0, 1.0]), np.array([0.5, 0.5, 0.5, 0.5]))
+    assert low < -0.1 and high > 0.1 and report.verdict(low, high) == "undecided"
