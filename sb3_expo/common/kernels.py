@@ -129,7 +129,9 @@ def cpu_kernel(dtype: th.dtype) -> str:
             cache[entry] = {"kernel": ONEDNN if wins else ATEN, "gflops": {k: round(v, 1) for k, v in rates.items()}}
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(cache, indent=1))
+                partial = path.with_suffix(f".{os.getpid()}.tmp")  # whole or absent: parallel workers may probe at once
+                partial.write_text(json.dumps(cache, indent=1))
+                partial.replace(path)
             except OSError:  # a read-only home: the verdict holds for this process
                 pass
         _CHOICE[key] = cache[entry]["kernel"]
