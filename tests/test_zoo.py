@@ -275,10 +275,14 @@ def postgres(tmp_path):
 
 def test_two_workers_share_one_postgresql_study_without_leaking_the_password(tmp_path, postgres):
     url, env, password = postgres
-    workers = []
-    for _ in range(2):
-        workers.append(_tune(tmp_path, url, "expo-pg", env))
-        time.sleep(1.0)  # let the first worker create the study
+    # as the guide says: create the study (and optuna's schema) once, then start the workers together; two processes
+    # creating optuna's tables at the same moment race (optuna issue #1092)
+    run(
+        [BIN / "optuna", "create-study", "--storage", url, "--study-name", "expo-pg", "--direction", "maximize"],
+        tmp_path,
+        env=env,
+    )
+    workers = [_tune(tmp_path, url, "expo-pg", env) for _ in range(2)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs
     os.environ["PGPASSWORD"] = password

@@ -622,6 +622,7 @@ def main() -> None:
     p.add_argument("--released-widths", action="store_true", help="EXPO: keep create()'s hard-coded widths (256)")
     p.add_argument("--ours-python", help="the project's python (default .venv/bin/python or $SB3_EXPO_PYTHON)")
     p.add_argument("--force", action="store_true", help="repeat runs already on disk")
+    p.add_argument("--report-only", action="store_true", help="only rebuild the report from the runs on disk")
     args = parser.parse_args()
 
     if args.command == "check":
@@ -636,6 +637,10 @@ def main() -> None:
             print(tr.side_by_side())
         print(f"\nwritten: {(RESULTS / 'translation.md').relative_to(ROOT)}")
         return
+    report = [ours_python(args.ours_python), str(HERE / "report.py"), "--scale", args.scale]  # in the project's venv
+    if args.report_only:
+        subprocess.run(report, check=True)
+        return
     config = load_block()[args.scale]
     tasks = args.tasks or [t for t in EVIDENCE_TASKS if t in config["tasks"]]
     seeds = args.seed_list or list(range(args.seeds or config["seeds"]))
@@ -646,6 +651,7 @@ def main() -> None:
             print(tr.side_by_side(), flush=True)
             for seed in seeds:
                 execute(algo, args.scale, task, seed, args)
+    subprocess.run(report, check=True)
 
 
 if __name__ == "__main__":
