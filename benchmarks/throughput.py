@@ -433,7 +433,7 @@ def acting_section(base: dict, out: Path, repeat: int) -> list[str]:
 
 
 GEMMS = ["aten", "onednn"]  # SB3_EXPO_CPU_GEMM: torch's default path, oneDNN packed (the probe picks one per host)
-AUTHORS_SPEED = Path(__file__).parent / "results" / "reference" / "speed.json"  # benchmarks/reference/speed.py
+AUTHORS_SPEED = Path(__file__).parent / "results" / "parity" / "speed.json"  # benchmarks/reference/speed.py
 
 
 def update_section(base: dict, out: Path) -> list[str]:

@@ -94,8 +94,8 @@ def test_cpu_scale_one_to_one():
 
 
 def test_translation_md_is_current():
-    """benchmarks/results/reference/translation.md holds the tables translation.py makes now (driver.py translate)."""
-    text = (ROOT / "benchmarks" / "results" / "reference" / "translation.md").read_text()
+    """benchmarks/results/parity/translation.md holds the tables translation.py makes now (driver.py translate)."""
+    text = (ROOT / "benchmarks" / "results" / "parity" / "translation.md").read_text()
     config = translation.load_block()["cpu"]
     for algo in translation.REFERENCES:
         table = translation.translate(algo, config, "MountainCarContinuous-v0", 1).table()

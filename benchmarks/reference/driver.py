@@ -18,7 +18,7 @@ evaluation (success rate over one episode on each held-out reset seed 10000 + i,
 EXPO samples its actions, RLPD takes its mode, as the two evaluate in their code).
 
 Each run is saved as JSON in benchmarks/evidence.py's run format under
-benchmarks/results/reference/runs/<scale>/<task>/ (a finished run is not repeated); benchmarks/reference/report.py
+benchmarks/results/parity/runs/<scale>/<task>/ (a finished run is not repeated); benchmarks/reference/report.py
 (project venv) compares them with our runs through the evidence report machinery.
 """
 
@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CACHE = HERE / ".cache"
-RESULTS = ROOT / "benchmarks" / "results" / "reference"
+RESULTS = ROOT / "benchmarks" / "results" / "parity"
 sys.path[:0] = [str(HERE / "stub"), str(HERE)]
 
 from translation import DEMO_ACTION_CLIP, REFERENCES, Translation, load_block, translate  # noqa: E402

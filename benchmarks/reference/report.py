@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/reference/report.py --scale cpu --tasks MountainCarContinuous-v0
 
 Runs in the project's venv. Ours: benchmarks/results/evidence/runs/<scale>/ (methods EXPO and RLPD of the main
-suite, benchmarks/evidence.py). Theirs: benchmarks/results/reference/runs/<scale>/ (benchmarks/reference/driver.py).
-Writes benchmarks/results/reference/<scale>.md and one PNG per task. Runs of the reference with a shorter budget than
-the scale's (driver.py --steps) are only listed per seed, never aggregated with full runs.
+suite, benchmarks/evidence.py). Theirs: benchmarks/results/parity/runs/<scale>/ (benchmarks/reference/driver.py).
+Writes benchmarks/results/parity/report.md (report_<scale>.md for other scales) and one PNG per task; also
+`driver.py run --report-only`. Runs of the reference with a shorter budget than the scale's (driver.py --steps) are
+only listed per seed, never aggregated with full runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 import evidence  # noqa: E402
 from translation import REFERENCES  # noqa: E402
 
-RESULTS = evidence.ROOT / "benchmarks" / "results" / "reference"
+RESULTS = evidence.ROOT / "benchmarks" / "results" / "parity"
 
 
 def load_reference_runs(scale: str) -> list[dict]:
@@ -197,7 +198,7 @@ def report(scale: str, tasks: list[str] | None) -> str:
         lines[7:7] = summary
     text = "\n".join(lines)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{scale}.md").write_text(text)
+    (RESULTS / ("report.md" if scale == "cpu" else f"report_{scale}.md")).write_text(text)
     return text
 
 
