@@ -7,7 +7,7 @@ the first sampling call per (dtype, threads) times both kernels at the denoiser'
 wins by a margin, and caches the verdict per host in ~/.cache/sb3_expo/gemm.json (SB3_EXPO_CACHE_DIR moves it).
 SB3_EXPO_CPU_GEMM=aten|onednn forces a kernel (aten: torch's default path).
 
-Only no-grad calls with weights that do not train in the call are routed (the backup's denoising chain, acting):
+Only no-grad calls with weights that do not train in the call are routed (EXPO's backup chain, acting):
 packing pays off because the same weights serve T steps over many rows. Packed weights are cached per parameter and
 repacked when the parameter's version counter moves (an optimiser or EMA step, a load), so every call with the same
 weights uses the same kernel and the same packed copy: deterministic actions stay identical from call to call.

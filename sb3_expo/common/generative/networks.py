@@ -150,6 +150,6 @@ class TimeMLP(nn.Module):
     def forward(self, obs: th.Tensor, x: th.Tensor, t: th.Tensor) -> th.Tensor:
         f = t.reshape(-1, 1).to(x.dtype) * self.freqs
         h = th.cat([obs, x, th.cos(f).expand(len(x), -1), th.sin(f).expand(len(x), -1)], dim=-1)
-        for layer in self.hidden:  # sampling a frozen decoder: the host's kernel (common/kernels.py); training: F.linear
-            h = F.silu(kernels.linear(layer)(h))
+        for layer in self.hidden:
+            h = F.silu(layer(h))
         return self.output(h)
