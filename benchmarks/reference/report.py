@@ -95,6 +95,46 @@ def curve(record: dict) -> str:
     return " ".join(f"{s:.0%}" for s in record["success"])
 
 
+def component_lines() -> list[str]:
+    """The same-weights comparison of EXPO (components.py), one line per task it was run on."""
+    path = RESULTS / "components.json"
+    if not path.exists():
+        return []
+    lines = [
+        "## EXPO on the same weights, batch and random draws",
+        "",
+        "`benchmarks/reference/components.py` copies the authors' initial parameters into ours, replays every random draw",
+        "of theirs in ours, and compares the networks' outputs, one action, the backup's candidate choice and the",
+        "parameters after consecutive `update(batch, utd_ratio)` calls (critics, targets, denoiser and its EMA, edit",
+        "policy, temperature):",
+        "",
+        "| task | seed | quantities | largest difference, in float32 spacings of the quantity | details |",
+        "|---|---|---|---|---|",
+    ]
+    for task, run in json.loads(path.read_text()).items():
+        spacings = max(r["difference"] / float(np.spacing(np.float32(max(r["size"], 1e-30)))) for r in run["rows"])
+        lines.append(
+            f"| {task} | {run['seed']} | {len(run['rows'])} | {spacings:.0f} | [components_{task}.md](components_{task}.md) |"
+        )
+    lines.append("")
+    untrained = RESULTS / "untrained.json"
+    if untrained.exists():
+        lines += [
+            "Untrained agents (`benchmarks/reference/untrained.py`): the step-0 evaluation of freshly created agents on",
+            "seeds no run uses, mean success over seeds with a 95% bootstrap interval:",
+            "",
+            "| task | ours | theirs | ours - theirs, points [95% CI] |",
+            "|---|---|---|---|",
+        ]
+        for task, sides in json.loads(untrained.read_text()).items():
+            if {"ours", "theirs"} <= set(sides):
+                a, b = (np.asarray(sides[k]["success"]) for k in ("ours", "theirs"))
+                n = f"{len(a)} seeds x {sides['ours']['eval_episodes']} episodes"
+                lines.append(f"| {task} | {a.mean():.1%} ({n}) | {b.mean():.1%} | {points(difference(a, b))} |")
+        lines.append("")
+    return lines
+
+
 def report(scale: str, tasks: list[str] | None) -> str:
     config = evidence.load_config(scale)
     ours_all = evidence.load_runs(scale)
@@ -194,6 +234,7 @@ def report(scale: str, tasks: list[str] | None) -> str:
             "",
             *parity_table(verdicts),
             "",
+            *component_lines(),
         ]
         lines[7:7] = summary
     text = "\n".join(lines)
